@@ -1,0 +1,94 @@
+"""Run the project's Spark jobs with spark-submit, the Maven jars and the platform config.
+
+The same pieces (master, ``--jars``, conf, env) feed SparkSubmitOperator in Airflow
+(:mod:`kafkalake.airflow.operators.spark_submit`), so a job behaves the same from the CLI,
+from tests and from a DAG.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from kafkalake import jvm
+from kafkalake.config import Settings
+from kafkalake.errors import SetupError
+
+#: Spark settings every kafkalake job runs with, whoever submits it.
+DEFAULT_CONF: dict[str, str] = {
+    # A 2-core machine: the default 200 shuffle partitions cost more than they buy.
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def job_path(settings: Settings, job: str) -> Path:
+    """``stream_ingest`` or ``stream_ingest.py`` -> spark_jobs/stream_ingest.py (must exist)."""
+    name = job if job.endswith(".py") else f"{job}.py"
+    if "/" in name or name.startswith("."):
+        raise SetupError(f"job {job!r} must be a file name in {settings.spark_jobs_dir}, not a path")
+    path = settings.spark_jobs_dir / name
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in settings.spark_jobs_dir.glob("*.py") if p.stem != "__init__"))
+        raise SetupError(f"no Spark job {name} in {settings.spark_jobs_dir} (known: {known})")
+    return path
+
+
+def job_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of spark-submit: the platform config, and the venv's Python for workers."""
+    env = dict(os.environ if base is None else base)
+    env.update(settings.to_env())
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.home), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def spark_submit_argv(
+    settings: Settings,
+    job: str,
+    job_args: Sequence[str] = (),
+    *,
+    conf: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> list[str]:
+    """The full spark-submit command line for one of the project's jobs."""
+    jvm.find_java()
+    application = job_path(settings, job)
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    argv = [
+        str(spark_submit),
+        "--master", settings.spark_master,
+        "--name", name or f"kafkalake-{application.stem}",
+        "--jars", jvm.spark_jars_arg(settings),
+    ]
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        argv += ["--conf", f"{key}={value}"]
+    return [*argv, str(application), *job_args]
+
+
+def run_job(
+    settings: Settings,
+    job: str,
+    job_args: Sequence[str] = (),
+    *,
+    conf: Mapping[str, str] | None = None,
+    capture: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """spark-submit a job and wait for it (the CLI and tests use this)."""
+    argv = spark_submit_argv(settings, job, job_args, conf=conf)
+    return subprocess.run(
+        argv,
+        env=job_env(settings),
+        text=True,
+        capture_output=capture,
+        timeout=timeout,
+        check=False,
+    )
