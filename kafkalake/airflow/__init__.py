@@ -1,0 +1,1 @@
+"""Airflow adapters (hooks, operators, sensors). The only place that imports Airflow."""

@@ -1,0 +1,67 @@
+"""Kafka topics through the admin client.
+
+Topics are created with ``message.timestamp.type=LogAppendTime`` (ARCHITECTURE invariant 5):
+the broker stamps each record, so the hour a record lands in is decided once, by Kafka, and
+replay or backfill puts it in the same partition of the lake.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafkalake.errors import KafkalakeError
+
+log = logging.getLogger(__name__)
+
+TOPIC_DEFAULTS: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
+
+
+class TopicError(KafkalakeError):
+    """A topic could not be created or described."""
+
+
+def admin_client(bootstrap_servers: str):  # -> confluent_kafka.admin.AdminClient
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("kafkalake.kafka.admin")})
+
+
+def create_topic(
+    bootstrap_servers: str,
+    name: str,
+    *,
+    partitions: int = 2,
+    replication_factor: int = 1,
+    config: dict[str, str] | None = None,
+    exist_ok: bool = True,
+    timeout: float = 30.0,
+) -> bool:
+    """Create a topic; True if created, False if it existed (and ``exist_ok``)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config={**TOPIC_DEFAULTS, **(config or {})},
+    )
+    admin = admin_client(bootstrap_servers)  # keep a reference: the future dies with its client
+    future = admin.create_topics([topic], operation_timeout=timeout)[name]
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as exc:
+        err = exc.args[0]
+        if err.code() == KafkaError.TOPIC_ALREADY_EXISTS and exist_ok:
+            return False
+        raise TopicError(f"cannot create topic {name!r} on {bootstrap_servers}: {err.str()}") from None
+    return True
+
+
+def topic_config(bootstrap_servers: str, name: str, timeout: float = 30.0) -> dict[str, str]:
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    admin = admin_client(bootstrap_servers)
+    result = admin.describe_configs([resource])[resource].result(timeout=timeout)
+    return {key: entry.value for key, entry in result.items()}
