@@ -1,0 +1,107 @@
+"""Fixtures that start real components for the tests that need them.
+
+The tests never touch the demo platform: they run a second one in a temporary state folder
+on free ports (Kafka, KRaft controller, Airflow), sharing only the Maven jar cache.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kafkalake.config import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (bound together so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def make_settings(state_dir: Path) -> Settings:
+    """Settings of a throw-away platform: own state folder and ports, shared jar cache."""
+    kafka_port, controller_port, airflow_port = free_ports(3)
+    base = get_settings()
+    return Settings.from_env(
+        {
+            "KAFKALAKE_HOME": str(REPO),
+            "KAFKALAKE_STATE_DIR": str(state_dir),
+            "KAFKALAKE_JARS_DIR": str(base.jars_dir),
+            "KAFKALAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+            "KAFKALAKE_KAFKA_CONTROLLER_PORT": str(controller_port),
+            "KAFKALAKE_AIRFLOW_PORT": str(airflow_port),
+        }
+    )
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for running the `kafkalake` CLI against ``settings`` in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKALAKE_", "AIRFLOW"))}
+    env.update(settings.to_env())
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kafkalake.cli", *args],
+        env=env if env is not None else cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("platform") / "state")
+    jars = settings.jars_dir
+    assert any((jars / "spark-connectors").glob("*.jar")) and any((jars / "kafka-broker").glob("*.jar")), (
+        f"no Maven jars in {jars}: run `make jars` (make test does it first)"
+    )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def kafka(platform_settings: Settings) -> Iterator[Settings]:
+    """A real KRaft broker for the session; stopped (and checked gone) afterwards."""
+    from kafkalake import kafka_local
+
+    status = kafka_local.start(platform_settings)
+    assert status.state == "up"
+    try:
+        yield platform_settings
+    finally:
+        kafka_local.stop(platform_settings)
+
+
+@pytest.fixture(scope="session")
+def airflow_env_ready(platform_settings: Settings) -> dict[str, str]:
+    """Environment of an Airflow with a migrated SQLite DB in the session's state folder."""
+    from kafkalake.airflow_local import airflow_env
+
+    env = airflow_env(platform_settings, base=cli_env(platform_settings))
+    platform_settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return env

@@ -1,0 +1,89 @@
+"""Real Airflow: `airflow dags test` runs SparkSubmitOperator in local mode; `kafkalake up/down`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kafkalake import airflow_local, kafka_local
+from kafkalake.config import Settings
+from kafkalake.processes import port_in_use, proc_tag, tagged_pids
+from kafkalake.topics import create_topic
+from tests.conftest import make_settings, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def test_dags_test_runs_spark_submit_in_local_mode(kafka: Settings, airflow_env_ready: dict[str, str]) -> None:
+    from confluent_kafka import Producer
+
+    topic = f"dag-check-{uuid.uuid4().hex[:8]}"
+    create_topic(kafka.bootstrap_servers, topic)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    for i in range(42):
+        producer.produce(topic, value=f"v{i}")
+    assert producer.flush(30) == 0
+
+    conf = json.dumps({"topic": topic, "expect_rows": 42})
+    result = _airflow(airflow_env_ready, "dags", "test", "kafkalake_platform_check", "-c", conf)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "state=success" in output, output[-4000:]
+    # spark-submit really ran with --master local[2] from spark_default and read the topic
+    assert "--master local[2]" in output
+    assert f'"rows": 42, "source": "kafka:{topic}"' in output
+
+
+def test_dags_test_fails_when_the_job_fails(kafka: Settings, airflow_env_ready: dict[str, str]) -> None:
+    topic = f"dag-empty-{uuid.uuid4().hex[:8]}"
+    create_topic(kafka.bootstrap_servers, topic)
+    conf = json.dumps({"topic": topic, "expect_rows": 3})
+    env = {**airflow_env_ready, "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0"}
+    result = _airflow(env, "dags", "test", "kafkalake_platform_check", "-c", conf)
+    output = result.stdout + result.stderr
+    assert "state=success" not in output
+    assert "expected 3" in output
+
+
+def test_invalid_param_is_rejected_by_the_form_schema(airflow_env_ready: dict[str, str]) -> None:
+    conf = json.dumps({"topic": "../etc/passwd"})
+    result = _airflow(airflow_env_ready, "dags", "test", "kafkalake_platform_check", "-c", conf, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "state=success" not in output
+    assert "does not match" in output or "Invalid input for DAG parameters" in output or "ParamValidationError" in output
+
+
+def test_up_prints_login_and_down_leaves_no_processes(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state")
+    up = run_cli(settings, "up", timeout=420)
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert f"airflow: up at {settings.airflow_url}" in up.stdout
+        login = [line for line in up.stdout.splitlines() if "login: admin / " in line]
+        assert login and airflow_local.admin_password(settings) in login[0]
+        health = airflow_local.health(settings)
+        assert airflow_local.is_healthy(health), health
+        assert kafka_local.status(settings).state == "up"
+        status = run_cli(settings, "status", timeout=60)
+        assert status.stdout.count(" up ") == 2, status.stdout
+    finally:
+        down = run_cli(settings, "down", timeout=180)
+    assert down.returncode == 0, down.stderr
+    for service in ("kafka", "airflow"):
+        assert tagged_pids(proc_tag(service, settings.state_dir)) == []
+    assert not port_in_use("127.0.0.1", settings.airflow_port)
+    assert not port_in_use(*settings.bootstrap_host_port)
+    assert run_cli(settings, "kafka", "status", timeout=60).returncode == 1

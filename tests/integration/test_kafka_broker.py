@@ -1,0 +1,68 @@
+"""The local KRaft broker: real produce/consume, topic settings, status and restart."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from kafkalake import kafka_local
+from kafkalake.config import Settings
+from kafkalake.topics import create_topic, topic_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_produce_and_consume_1000_messages(kafka: Settings) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    topic = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    assert create_topic(kafka.bootstrap_servers, topic, partitions=2) is True
+    assert create_topic(kafka.bootstrap_servers, topic, partitions=2) is False  # idempotent
+
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True, "acks": "all"})
+    failures: list[str] = []
+
+    def on_delivery(err, _msg) -> None:  # noqa: ANN001 (librdkafka callback)
+        if err is not None:
+            failures.append(str(err))
+
+    sent = {f"key-{i}": f"value-{i}" for i in range(1000)}
+    for key, value in sent.items():
+        producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+    assert producer.flush(30) == 0
+    assert failures == []
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"test-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    received: dict[str, str] = {}
+    try:
+        for _ in range(200):
+            for msg in consumer.consume(num_messages=500, timeout=1.0):
+                assert msg.error() is None, msg.error()
+                received[msg.key().decode()] = msg.value().decode()
+            if len(received) >= len(sent):
+                break
+    finally:
+        consumer.close()
+    assert received == sent
+
+
+def test_topics_use_log_append_time(kafka: Settings) -> None:
+    topic = f"ts-{uuid.uuid4().hex[:8]}"
+    create_topic(kafka.bootstrap_servers, topic)
+    assert topic_config(kafka.bootstrap_servers, topic)["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_status_reports_up_and_start_is_idempotent(kafka: Settings) -> None:
+    before = kafka_local.status(kafka)
+    assert before.state == "up" and before.pid is not None
+    again = kafka_local.start(kafka)  # already running: no second broker
+    assert again.pid == before.pid
