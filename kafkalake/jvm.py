@@ -20,7 +20,7 @@ SPARK_CONNECTORS = "spark-connectors"
 KAFKA_BROKER = "kafka-broker"
 MIN_JAVA = 17
 
-_VERSION_SUFFIX = re.compile(r"-\d[\w.\-]*\.jar$")
+_VERSION_SUFFIX = re.compile(r"-\d+\.\d+[\w.\-]*\.jar$")
 
 
 def find_java() -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafkalake import jvm
-from kafkalake.config import Settings
+from kafkalake.config import LOCAL_HOSTS, Settings
 from kafkalake.errors import ServiceError, SetupError
 from kafkalake.processes import ManagedProcess, require_free_ports
 
@@ -191,10 +191,10 @@ def start(settings: Settings) -> KafkaStatus:
         )
     java = jvm.find_java()
     host, port = settings.bootstrap_host_port
-    if host not in ("127.0.0.1", "localhost", "0.0.0.0"):
+    if host not in LOCAL_HOSTS:
         raise SetupError(
             f"KAFKALAKE_BOOTSTRAP_SERVERS points at {host}: the local broker only runs on this "
-            "machine; use 127.0.0.1:<port> or don't start a local broker"
+            "machine; point it at a loopback address, or don't start a local broker"
         )
     require_free_ports(
         "kafka",

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kafkalake.airflow_local import airflow_env
+from kafkalake.config import Settings
+
+
+@pytest.fixture(scope="session")
+def dagbag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A DagBag over dags/, parsed with the platform's Airflow environment (own AIRFLOW_HOME)."""
+    state = tmp_path_factory.mktemp("dagbag")
+    env = airflow_env(Settings.from_env({"KAFKALAKE_STATE_DIR": str(state)}), base={})
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            if key.startswith(("AIRFLOW", "KAFKALAKE")):
+                mp.setenv(key, value)
+        from airflow.dag_processing.dagbag import DagBag
+
+        yield DagBag(dag_folder=Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))
