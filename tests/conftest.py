@@ -18,6 +18,8 @@ import pytest
 from kafkalake.config import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+#: The developer's / CI's settings as the suite started: only the jar cache is shared.
+BASE_SETTINGS = get_settings()
 
 
 def free_ports(count: int) -> list[int]:
@@ -37,7 +39,7 @@ def free_ports(count: int) -> list[int]:
 def make_settings(state_dir: Path) -> Settings:
     """Settings of a throw-away platform: own state folder and ports, shared jar cache."""
     kafka_port, controller_port, airflow_port = free_ports(3)
-    base = get_settings()
+    base = BASE_SETTINGS
     return Settings.from_env(
         {
             "KAFKALAKE_HOME": str(REPO),
