@@ -68,6 +68,7 @@ status: venv
 	kafkalake status
 
 test: bootstrap
+	$(VENV)/bin/kafkalake schema check --all
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv

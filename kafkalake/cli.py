@@ -28,6 +28,15 @@ app.add_typer(airflow_app, name="airflow")
 app.add_typer(spark_app, name="spark")
 
 
+def _mount_schema_app() -> None:
+    from kafkalake.schema_cli import schema_app
+
+    app.add_typer(schema_app, name="schema")
+
+
+_mount_schema_app()
+
+
 def _settings() -> Settings:
     return get_settings()
 
@@ -174,6 +183,109 @@ def config() -> None:
     settings = _settings()
     for name, (attr, _) in ENV_VARS.items():
         _say(f"{name:34} {getattr(settings, attr)}")
+
+
+topic_app = typer.Typer(help="Kafka topics (created with LogAppendTime timestamps).", no_args_is_help=True)
+app.add_typer(topic_app, name="topic")
+
+
+@topic_app.command("create")
+def topic_create(
+    name: str = typer.Argument(..., help="topic name"),
+    partitions: int = typer.Option(2, "--partitions", "-p", min=1),
+    replication_factor: int = typer.Option(1, "--replication-factor", "-r", min=1),
+    config: List[str] = typer.Option([], "--config", "-c", help="extra topic config KEY=VALUE (repeatable)"),
+) -> None:
+    """Create a topic with message.timestamp.type=LogAppendTime (idempotent)."""
+    from kafkalake.topics import create_topic, validate_topic_name
+
+    settings = _settings()
+    validate_topic_name(name)
+    extra: dict[str, str] = {}
+    for item in config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--config")
+        extra[key] = value
+    created = create_topic(
+        settings.bootstrap_servers, name,
+        partitions=partitions, replication_factor=replication_factor, config=extra,
+    )
+    _say(f"topic {name}: {'created' if created else 'already exists'} "
+         f"({partitions} partitions, replication {replication_factor}, LogAppendTime)")
+
+
+@app.command("produce")
+def produce(
+    topic: str = typer.Option(..., "--topic", "-t", help="topic to send to (see `kafkalake topic create`)"),
+    count: int = typer.Option(..., "--count", "-n", min=1, help="number of valid records"),
+    rate: Optional[float] = typer.Option(None, "--rate", min=1, help="records/s (default: as fast as possible)"),
+    v1_fraction: float = typer.Option(0.3, "--v1-fraction", min=0.0, max=1.0, help="share of devices still on v1"),
+    devices: int = typer.Option(100, "--devices", min=1, help="fridges in the fleet (the message key)"),
+    inject_garbage: float = typer.Option(
+        0.0, "--inject-garbage", min=0.0, max=0.5, help="extra share of malformed payloads of every kind"
+    ),
+    subject: str = typer.Option("fridge", "--subject", help="registry subject of the fleet's schemas"),
+    seed: int = typer.Option(7, "--seed", help="random seed: the same seed sends the same records"),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="producer processes, sharded by device (0: one per CPU core, max 4)"
+    ),
+    timeout: float = typer.Option(
+        120.0, "--timeout", min=1.0, help="seconds a record may take to be acknowledged before it counts as lost"
+    ),
+) -> None:
+    """Simulate the fridge fleet: D devices, some on schema v1, the rest on the latest version."""
+    import os
+
+    from kafkalake.producer import fleet_from_registry, produce_parallel
+    from kafkalake.registry import Registry
+    from kafkalake.topics import validate_topic_name
+
+    settings = _settings()
+    validate_topic_name(topic)
+    fleet = fleet_from_registry(
+        Registry(settings.schemas_dir), subject=subject, devices=devices,
+        v1_fraction=v1_fraction, garbage_fraction=inject_garbage, seed=seed,
+    )
+    _say(
+        f"==> producing {count:,} {subject} records to {topic} on {settings.bootstrap_servers} "
+        f"({fleet.v1_devices} of {devices} devices on v1, schema ids {fleet.v1.schema_id}/{fleet.v2.schema_id}"
+        + (f", {inject_garbage:.1%} garbage" if inject_garbage else "") + ")"
+    )
+    workers = workers or min(4, os.cpu_count() or 1)
+    report = produce_parallel(
+        bootstrap_servers=settings.bootstrap_servers,
+        producer_overrides={"message.timeout.ms": int(timeout * 1000)},
+        flush_timeout=timeout + 10,
+        topic=topic,
+        shard_messages=lambda shard, shards: fleet.messages(count, shard=shard, shards=shards),
+        workers=min(workers, devices),
+        rate=rate,
+        on_progress=_rate_progress(count),
+        progress_every=max(1000, min(100_000, count // 20)),
+    )
+    _say(
+        f"produced {report.produced:,} ({report.garbage:,} malformed on purpose) in {report.seconds:.1f}s "
+        f"= {report.rate:,.0f} records/s with {report.workers} worker(s); delivered {report.delivered:,}; "
+        f"per schema id {dict(sorted(report.by_schema_id.items()))}"
+    )
+    report.raise_for_loss(topic)
+
+
+def _rate_progress(total: int) -> Callable[[int, float], None]:
+    """A one-line progress bar with the live rate (redrawn in place on a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, elapsed: float) -> None:
+        share = min(1.0, done / total) if total else 1.0
+        bar = "#" * int(share * 30)
+        rate = done / elapsed if elapsed else 0.0
+        line = f"[{bar:<30}] {done:>12,} {share:6.1%} {rate:>10,.0f} rec/s"
+        typer.echo(("\r" + line) if tty else line, err=True, nl=not tty)
+        if tty and done >= total:
+            typer.echo("", err=True)
+
+    return show
 
 
 @spark_app.command(

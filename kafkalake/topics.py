@@ -20,6 +20,18 @@ class TopicError(KafkalakeError):
     """A topic could not be created or described."""
 
 
+_LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def validate_topic_name(name: str) -> str:
+    """Kafka's own rule (1-249 of [a-zA-Z0-9._-], not . or ..), checked before any I/O."""
+    if not name or len(name) > 249 or name in (".", "..") or not set(name) <= _LEGAL:
+        raise TopicError(
+            f"{name!r} is not a valid Kafka topic name: use 1-249 characters of a-z A-Z 0-9 . _ -"
+        )
+    return name
+
+
 def admin_client(bootstrap_servers: str):  # -> confluent_kafka.admin.AdminClient
     from confluent_kafka.admin import AdminClient
 

@@ -1,0 +1,54 @@
+"""A throw-away local platform for benchmarks: own state folder, free ports, shared jars."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from kafkalake import kafka_local
+from kafkalake.config import Settings, get_settings
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@contextlib.contextmanager
+def bench_kafka() -> Iterator[Settings]:
+    """A real KRaft broker for one benchmark, removed afterwards."""
+    base = get_settings()
+    kafka_port, controller_port = _free_ports(2)
+    with tempfile.TemporaryDirectory(prefix="kafkalake-bench-") as state:
+        settings = Settings.from_env(
+            {
+                **base.to_env(),
+                "KAFKALAKE_STATE_DIR": state,
+                "KAFKALAKE_LAKE_ROOT": str(Path(state) / "lake"),
+                "KAFKALAKE_AIRFLOW_HOME": str(Path(state) / "airflow"),
+                "KAFKALAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+                "KAFKALAKE_KAFKA_CONTROLLER_PORT": str(controller_port),
+            }
+        )
+        kafka_local.start(settings)
+        try:
+            yield settings
+        finally:
+            kafka_local.stop(settings)
+
+
+def results_dir() -> Path:
+    path = get_settings().state_dir / "bench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
