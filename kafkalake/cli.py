@@ -175,6 +175,7 @@ def status() -> None:
     _say(f"{'service':10} {'state':20} where")
     _say(f"{'kafka':10} {kst.state:20} {settings.bootstrap_servers}")
     _say(f"{'airflow':10} {ast.state:20} {settings.airflow_url}")
+    _print_streams(settings)
 
 
 @app.command("config")
@@ -286,6 +287,80 @@ def _rate_progress(total: int) -> Callable[[int, float], None]:
             typer.echo("", err=True)
 
     return show
+
+
+stream_app = typer.Typer(help="Streams of streams.yaml: Kafka -> landing zone.", no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
+
+
+@stream_app.command("run")
+def stream_run(
+    name: str = typer.Argument(..., help="a stream name from streams.yaml"),
+    available_now: bool = typer.Option(False, "--available-now", help="process what is in Kafka, then stop"),
+    debug_sink: Optional[str] = typer.Option(None, "--debug-sink", help="console or memory: print, land nothing"),
+) -> None:
+    """Run a stream with spark-submit (the Maven jars, spark_default's master) until stopped."""
+    from kafkalake.spark_submit import run_job, stream_conf
+    from kafkalake.streams import get_stream
+
+    settings = _settings()
+    stream = get_stream(settings, name)
+    args = [stream.name] + (["--available-now"] if available_now else [])
+    if debug_sink:
+        if debug_sink not in ("console", "memory"):
+            raise typer.BadParameter("console or memory", param_hint="--debug-sink")
+        args += ["--debug-sink", debug_sink]
+    _say(f"==> stream {stream.name}: {', '.join(stream.topics)} -> {settings.lake_root / 'landing'} "
+         f"({'available-now' if available_now else 'trigger ' + stream.trigger}); "
+         f"stop with `kafkalake stream stop {stream.name}`")
+    result = run_job(settings, "stream_ingest", args, conf=stream_conf(stream))
+    raise typer.Exit(result.returncode)
+
+
+@stream_app.command("stop")
+def stream_stop(name: str = typer.Argument(..., help="a stream name from streams.yaml")) -> None:
+    """Ask the running driver to stop at the next batch boundary."""
+    from kafkalake.stream_job import request_stop
+    from kafkalake.streams import get_stream
+
+    settings = _settings()
+    path = request_stop(settings, get_stream(settings, name))
+    _say(f"stream {name}: stop requested ({path}); the driver stops after its current batch")
+
+
+@stream_app.command("list")
+def stream_list() -> None:
+    """Declared streams."""
+    from kafkalake.streams import load_streams
+
+    settings = _settings()
+    for stream in load_streams(settings.streams_file).values():
+        _say(f"{stream.name:16} topics={','.join(stream.topics)} subject={stream.subject} "
+             f"formats={','.join(stream.sink_formats)} trigger={stream.trigger!r}")
+
+
+def _print_streams(settings: Settings) -> None:
+    from kafkalake.stream_status import read_status
+    from kafkalake.streams import StreamConfigError, load_streams, stream_paths
+
+    try:
+        streams = load_streams(settings.streams_file)
+    except StreamConfigError as exc:
+        _say(f"streams: {exc}")
+        return
+    _say("")
+    _say(f"{'stream':14} {'state':9} {'batch':>6} {'rows':>9} {'rows/s':>9} {'lag':>9} {'last progress':21} error")
+    for stream in streams.values():
+        doc = read_status(stream_paths(settings, stream).status_file)
+        if doc is None:
+            _say(f"{stream.name:14} {'never run':9}")
+            continue
+        queries = list(doc.get("queries", {}).values())
+        batch = max((q.get("batch_id", -1) for q in queries), default=-1)
+        rows = sum(q.get("input_rows", 0) for q in queries)
+        rate = sum(q.get("rows_per_second", 0.0) for q in queries)
+        _say(f"{stream.name:14} {doc.get('state', '?'):9} {batch:>6} {rows:>9,} {rate:>9,.0f} "
+             f"{doc.get('lag', 0):>9,} {str(doc.get('last_progress') or '-'):21} {doc.get('error') or ''}")
 
 
 @spark_app.command(

@@ -24,6 +24,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "KAFKALAKE_KAFKA_CONTROLLER_PORT": ("kafka_controller_port", "KRaft controller port of the local broker"),
     "KAFKALAKE_LAKE_ROOT": ("lake_root", "root of the landing, lake and quarantine zones"),
     "KAFKALAKE_SCHEMAS_DIR": ("schemas_dir", "the schema registry folder (schemas/<subject>/vN.avsc)"),
+    "KAFKALAKE_STREAMS_FILE": ("streams_file", "stream declarations (streams.yaml)"),
     "KAFKALAKE_SPARK_MASTER": ("spark_master", "Spark master URL (local[2], spark://host:7077)"),
     "KAFKALAKE_JARS_DIR": ("jars_dir", "Maven-managed jar cache (spark-connectors/, kafka-broker/)"),
     "KAFKALAKE_AIRFLOW_HOME": ("airflow_home", "AIRFLOW_HOME of the local Airflow"),
@@ -50,6 +51,7 @@ class Settings:
     kafka_controller_port: int = 9093
     lake_root: Path = Path()
     schemas_dir: Path = Path()
+    streams_file: Path = Path()
     spark_master: str = "local[2]"
     jars_dir: Path = Path()
     airflow_home: Path = Path()
@@ -79,6 +81,7 @@ class Settings:
             kafka_controller_port=controller_port,
             lake_root=Path(get("KAFKALAKE_LAKE_ROOT") or state_dir / "lake").resolve(),
             schemas_dir=Path(get("KAFKALAKE_SCHEMAS_DIR") or home / "schemas").resolve(),
+            streams_file=Path(get("KAFKALAKE_STREAMS_FILE") or home / "streams.yaml").resolve(),
             spark_master=get("KAFKALAKE_SPARK_MASTER") or "local[2]",
             jars_dir=Path(get("KAFKALAKE_JARS_DIR") or state_dir / "jars").resolve(),
             airflow_home=Path(get("KAFKALAKE_AIRFLOW_HOME") or state_dir / "airflow").resolve(),

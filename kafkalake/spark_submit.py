@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 from kafkalake import jvm
 from kafkalake.config import Settings
 from kafkalake.errors import SetupError
+from kafkalake.streams import StreamConfig
 
 #: Spark settings every kafkalake job runs with, whoever submits it.
 DEFAULT_CONF: dict[str, str] = {
@@ -26,6 +27,16 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
+
+
+def stream_conf(stream: StreamConfig) -> dict[str, str]:
+    """Spark settings of a stream's driver."""
+    trigger_ms = str(max(1000, int(stream.trigger_seconds * 1000)))
+    return {
+        # idle heartbeats as often as triggers: the health sensor tells "idle" from "stuck"
+        "spark.sql.streaming.noDataProgressEventInterval": trigger_ms,
+        "spark.sql.streaming.minBatchesToRetain": "100",
+    }
 
 
 def job_path(settings: Settings, job: str) -> Path:

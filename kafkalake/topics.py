@@ -77,3 +77,30 @@ def topic_config(bootstrap_servers: str, name: str, timeout: float = 30.0) -> di
     admin = admin_client(bootstrap_servers)
     result = admin.describe_configs([resource])[resource].result(timeout=timeout)
     return {key: entry.value for key, entry in result.items()}
+
+
+def earliest_offsets(bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0) -> dict[str, int]:
+    """``{"topic-partition": earliest offset still on the broker}`` (retention moves it)."""
+    return _list_offsets(bootstrap_servers, topics, "earliest", timeout)
+
+
+def latest_offsets(bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0) -> dict[str, int]:
+    """``{"topic-partition": end offset}`` (the offset the next record will get)."""
+    return _list_offsets(bootstrap_servers, topics, "latest", timeout)
+
+
+def _list_offsets(bootstrap_servers: str, topics, which: str, timeout: float) -> dict[str, int]:  # noqa: ANN001
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    admin = admin_client(bootstrap_servers)
+    metadata = admin.list_topics(timeout=timeout)
+    spec = OffsetSpec.earliest() if which == "earliest" else OffsetSpec.latest()
+    request = {}
+    for topic in topics:
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise TopicError(f"topic {topic!r} does not exist on {bootstrap_servers}: create it with `kafkalake topic create {topic}`")
+        for partition in metadata.topics[topic].partitions:
+            request[TopicPartition(topic, partition)] = spec
+    futures = admin.list_offsets(request, request_timeout=timeout)
+    return {f"{tp.topic}-{tp.partition}": fut.result(timeout=timeout).offset for tp, fut in futures.items()}

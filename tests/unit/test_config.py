@@ -28,6 +28,7 @@ def test_every_variable_overrides_its_field(tmp_path: Path) -> None:
         "KAFKALAKE_KAFKA_CONTROLLER_PORT": "19093",
         "KAFKALAKE_LAKE_ROOT": str(tmp_path / "lake"),
         "KAFKALAKE_SCHEMAS_DIR": str(tmp_path / "reg"),
+        "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml"),
         "KAFKALAKE_SPARK_MASTER": "spark://m:7077",
         "KAFKALAKE_JARS_DIR": str(tmp_path / "jars"),
         "KAFKALAKE_AIRFLOW_HOME": str(tmp_path / "af"),

@@ -1,0 +1,224 @@
+"""Kafka rows -> table rows and quarantine rows: THE decode path (ARCHITECTURE invariants 1-3).
+
+Streaming ingest, backfill and migration all call :func:`decode`. It runs entirely in the
+JVM: Spark's ``from_avro`` takes ``jsonFormatSchema`` as the *writer* schema and the option
+``avroSchema`` as the *reader* schema, and resolves one writer per call. So every row is
+routed by the schema id in its Confluent header to the ``from_avro`` of its own writer
+version, with the subject's latest version as reader. The routing is a CASE per version in
+one projection rather than a filter + union per version: a union would scan the Kafka batch
+once per branch.
+
+A row that cannot be decoded is never dropped: it becomes a quarantine row (raw key/value,
+topic/partition/offset/timestamp, reason code). Reason codes are those of the Python decoder
+(:class:`kafkalake.wire.DecodeReason`):
+
+* header: EMPTY (null/zero-length value), SHORT_HEADER, BAD_MAGIC;
+* id: UNKNOWN_SCHEMA_ID (not registered), SCHEMA_MISMATCH (registered for another subject, or
+  a version the reader cannot resolve);
+* body: CORRUPT / TRUNCATED (``from_avro`` in PERMISSIVE mode gave an all-null struct; it is
+  TRUNCATED when the body padded with zero bytes decodes, i.e. the bytes are a prefix of a
+  valid record), TRAILING_BYTES (decodes, but re-encoding it is shorter than the body).
+
+PERMISSIVE mode returns an all-null struct for a bad record; a real record is told apart by
+the fields that can never be null in that writer version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kafkalake.errors import KafkalakeError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from kafkalake.registry import Registry, SchemaVersion
+
+#: Columns every table row carries besides the reader schema's fields.
+META_COLUMNS = ("schema_id", "schema_version", "topic", "partition", "offset", "timestamp")
+#: Quarantine-only columns (null in landing rows).
+QUARANTINE_COLUMNS = ("reason", "raw_key", "raw_value")
+#: Partition columns of the landing sink: zone, then the hour of the Kafka timestamp.
+PARTITION_COLUMNS = ("zone", "dt", "hour")
+LANDING, QUARANTINE = "landing", "quarantine"
+_PADDING = bytes(256)
+
+
+class DecodePlanError(KafkalakeError):
+    """The registry cannot back a decode plan for this subject."""
+
+
+@dataclass(frozen=True)
+class WriterPlan:
+    version: SchemaVersion
+    #: fields that are never null in this writer: all null means from_avro failed
+    required_fields: tuple[str, ...]
+    #: why the reader cannot resolve this writer (None: it can)
+    mismatch: str | None
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """What :func:`decode` needs from the registry, resolved once per query start."""
+
+    subject: str
+    reader: SchemaVersion
+    writers: tuple[WriterPlan, ...]
+    foreign_ids: frozenset[int]
+
+    @property
+    def reader_fields(self) -> tuple[str, ...]:
+        import json
+
+        return tuple(f["name"] for f in json.loads(self.reader.schema_json)["fields"])
+
+
+def _required_fields(schema_json: str) -> tuple[str, ...]:
+    """Top-level fields whose type is not nullable (not null, not a union with null)."""
+    import json
+
+    required = []
+    for field in json.loads(schema_json).get("fields", []):
+        kind = field["type"]
+        nullable = kind == "null" or (isinstance(kind, list) and "null" in kind)
+        if not nullable:
+            required.append(field["name"])
+    return tuple(required)
+
+
+def decode_plan(registry: Registry, subject: str, *, reader_version: int | None = None) -> DecodePlan:
+    """Reader = the subject's latest version (or ``reader_version``); writers = all versions."""
+    from kafkalake.registry import compatibility_problems
+
+    reader = registry.get(subject, reader_version) if reader_version else registry.latest(subject)
+    import json
+
+    reader_doc = json.loads(reader.schema_json)
+    if reader_doc.get("type") != "record":
+        raise DecodePlanError(f"subject {subject!r}: the reader schema must be a record to become a table")
+    clash = sorted(set(f["name"] for f in reader_doc["fields"]) & set(META_COLUMNS + QUARANTINE_COLUMNS + PARTITION_COLUMNS))
+    if clash:
+        raise DecodePlanError(
+            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka/partition columns; rename them"
+        )
+    writers = []
+    subject_ids = set()
+    for number in registry.versions(subject):
+        version = registry.get(subject, number)
+        subject_ids.add(version.schema_id)
+        problems = compatibility_problems(
+            reader.avro_schema, version.avro_schema, reader_label=reader.label, writer_label=version.label
+        )
+        mismatch = "; ".join(str(p) for p in problems) or None
+        writers.append(WriterPlan(version=version, required_fields=_required_fields(version.schema_json), mismatch=mismatch))
+    foreign = frozenset(v.schema_id for v in registry.all_versions() if v.schema_id not in subject_ids)
+    return DecodePlan(subject=subject, reader=reader, writers=tuple(writers), foreign_ids=foreign)
+
+
+def _failed(decoded: Column, required: tuple[str, ...]) -> Column:
+    from pyspark.sql import functions as F
+
+    if required:
+        return decoded.isNull() | F.coalesce(*[decoded[name].isNull() for name in required], F.lit(True))
+    return decoded.isNull()
+
+
+def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
+    """Kafka source rows (key, value, topic, partition, offset, timestamp) -> table rows.
+
+    Pure DataFrame -> DataFrame: streaming, batch and tests feed it alike. Landing rows have
+    ``zone='landing'``, the reader's fields and the Kafka coordinates; quarantine rows have
+    ``zone='quarantine'``, ``reason`` and the raw bytes. Partitioned by ``dt``/``hour`` of the
+    Kafka timestamp (UTC; topics use LogAppendTime, so the hour is the broker's).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro, to_avro
+
+    value = F.col("value")
+    size = F.coalesce(F.length(value), F.lit(0))
+    subject_ids = [w.version.schema_id for w in plan.writers]
+    mismatched = [w.version.schema_id for w in plan.writers if w.mismatch] + sorted(plan.foreign_ids)
+    readable = [w for w in plan.writers if not w.mismatch]
+
+    # Stage 1: the header. Cheap column expressions only.
+    schema_id = F.when(size >= 5, F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).cast("int"))
+    header_reason = (
+        F.when(size == 0, F.lit("EMPTY"))
+        .when(size < 5, F.lit("SHORT_HEADER"))
+        .when(F.hex(F.substring(value, 1, 1)) != "00", F.lit("BAD_MAGIC"))
+        .when(schema_id.isin(mismatched) if mismatched else F.lit(False), F.lit("SCHEMA_MISMATCH"))
+        .when(~schema_id.isin(subject_ids), F.lit("UNKNOWN_SCHEMA_ID"))
+    )
+    staged = raw.select(
+        "key", "value", "topic", "partition", "offset", "timestamp",
+        schema_id.alias("schema_id"),
+        header_reason.alias("_header_reason"),
+        F.expr("substring(value, 6)").alias("_body"),
+    )
+
+    # Stage 2: one writer-schema decode per row, by its id (null for other ids). Each stage is
+    # a separate projection: Spark does not inline an expensive expression into several uses.
+    body = F.col("_body")
+    routed = F.col("_header_reason").isNull()
+    decoded_cols = [
+        F.when(routed & (F.col("schema_id") == w.version.schema_id),
+               from_avro(body, w.version.schema_json, {"mode": "PERMISSIVE"})).alias(f"_w{w.version.schema_id}")
+        for w in readable
+    ]
+    staged = staged.select("*", *decoded_cols)
+
+    # Stage 3: per writer: failed? truncated? re-encoded length; and the reader-shaped record.
+    checks = []
+    for w in readable:
+        sid = w.version.schema_id
+        writer_json = w.version.schema_json
+        dec = F.col(f"_w{sid}")
+        mine = routed & (F.col("schema_id") == sid)
+        failed = mine & _failed(dec, w.required_fields)
+        padded = from_avro(F.concat(body, F.lit(bytearray(_PADDING))), writer_json, {"mode": "PERMISSIVE"})
+        reason = (
+            F.when(failed & ~_failed(padded, w.required_fields), F.lit("TRUNCATED"))
+            .when(failed, F.lit("CORRUPT"))
+            .when(mine & (F.length(to_avro(dec, writer_json)) != F.length(body)), F.lit("TRAILING_BYTES"))
+        )
+        if w.version.schema_id == plan.reader.schema_id:
+            record = dec
+        else:
+            record = F.when(mine, from_avro(body, writer_json, {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"}))
+        checks += [reason.alias(f"_r{sid}"), record.alias(f"_d{sid}")]
+    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason"]
+    staged = staged.select(*keep, *checks)
+
+    # Stage 4: one reason, one record, the table's columns.
+    reason = F.coalesce(F.col("_header_reason"), *[F.col(f"_r{w.version.schema_id}") for w in readable])
+    record = F.coalesce(*[F.col(f"_d{w.version.schema_id}") for w in readable]) if readable else F.lit(None)
+    version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
+    staged = staged.select(
+        "*", reason.alias("reason"), record.alias("_record")
+    )
+    quarantined = F.col("reason").isNotNull()
+    fields = [F.when(~quarantined, F.col("_record")[name]).alias(name) for name in plan.reader_fields]
+    return staged.select(
+        *fields,
+        F.col("schema_id"),
+        version_of[F.col("schema_id")].alias("schema_version"),
+        "topic", "partition", "offset", "timestamp",
+        "reason",
+        F.when(quarantined, F.col("key")).alias("raw_key"),
+        F.when(quarantined, F.col("value")).alias("raw_value"),
+        F.when(quarantined, F.lit(QUARANTINE)).otherwise(F.lit(LANDING)).alias("zone"),
+        F.date_format("timestamp", "yyyy-MM-dd").alias("dt"),
+        F.hour("timestamp").alias("hour"),
+    )
+
+
+def decode_plan_summary(plan: DecodePlan) -> dict[str, Any]:
+    """What the job logs at start: which ids it decodes and which it quarantines."""
+    return {
+        "subject": plan.subject,
+        "reader": {"version": plan.reader.version, "schema_id": plan.reader.schema_id},
+        "writers": {w.version.schema_id: w.version.version for w in plan.writers if not w.mismatch},
+        "mismatched": {w.version.schema_id: w.mismatch for w in plan.writers if w.mismatch},
+        "foreign_ids": sorted(plan.foreign_ids),
+    }

@@ -1,0 +1,227 @@
+"""The streaming ingest job: Kafka -> decode (kafkalake.ingest) -> landing zone file sink(s).
+
+Exactly once (invariant 4) comes from Spark: the Kafka offsets of every micro-batch are in
+the checkpoint, and the file sink's ``_spark_metadata`` commit log decides which files exist.
+A driver killed with SIGKILL leaves at most uncommitted files, which readers going through
+Spark never see; the restarted query redoes that batch.
+
+Never two drivers on one checkpoint: the driver holds an exclusive ``flock`` on a lock file in
+the stream's checkpoint folder for its whole life; a second driver exits at once with a
+one-line error (the first one keeps running).
+
+Graceful stop: ``kafkalake stream stop NAME`` (or the schema-migration DAG) creates the
+stream's stop file; the driver waits until no trigger is active (a batch boundary) and stops
+the queries there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kafkalake.config import Settings
+from kafkalake.errors import KafkalakeError
+from kafkalake.ingest import PARTITION_COLUMNS, decode, decode_plan, decode_plan_summary
+from kafkalake.stream_status import FAILED, STOPPED, StatusWriter, make_listener, progress_summary, write_json_atomic
+from kafkalake.streams import StreamConfig, StreamPaths, stream_paths
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+DEBUG_SINKS = ("console", "memory")
+
+
+class StreamBusyError(KafkalakeError):
+    """Another driver holds this stream's checkpoint."""
+
+    exit_code = 5
+
+
+def acquire_driver_lock(folder: Path, stream: str) -> TextIO:
+    """Exclusive lock on ``folder/.driver.lock``; released when the process dies (even kill -9)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".driver.lock", "a+")  # noqa: SIM115 (held for the process lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StreamBusyError(
+            f"stream {stream!r} is already running (driver pid {holder} holds {folder}/.driver.lock); "
+            f"stop it first with `kafkalake stream stop {stream}`"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def kafka_source(spark: SparkSession, settings: Settings, stream: StreamConfig, *, available_now: bool) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", ",".join(stream.topics))
+        .option("startingOffsets", stream.starting_offsets)
+        .option("failOnDataLoss", str(stream.fail_on_data_loss).lower())
+    )
+    if stream.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
+    return reader.load()
+
+
+def start_queries(
+    table: DataFrame,
+    stream: StreamConfig,
+    paths: StreamPaths,
+    *,
+    available_now: bool,
+    reader_record: tuple[str, str],
+    debug_sink: str | None = None,
+) -> list[StreamingQuery]:
+    """One file-sink query per format (partitioned zone/dt/hour), or one debug sink."""
+    queries = []
+    if debug_sink:
+        writer = table.writeStream.format(debug_sink).queryName(f"{stream.name}_{debug_sink}")
+        writer = writer.option("truncate", "false") if debug_sink == "console" else writer
+        writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=stream.trigger)
+        return [writer.outputMode("append").start()]
+    record_name, record_namespace = reader_record
+    for fmt in stream.sink_formats:
+        writer = (
+            table.writeStream.format(fmt)
+            .queryName(f"{stream.name}_{fmt}")
+            .outputMode("append")
+            .option("path", str(paths.landing[fmt]))
+            .option("checkpointLocation", str(paths.checkpoints[fmt]))
+            .partitionBy(*PARTITION_COLUMNS)
+        )
+        if fmt == "avro":
+            # the registry's record name, so readers can resolve the files with the registry schema
+            writer = writer.option("recordName", record_name).option("recordNamespace", record_namespace)
+        writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=stream.trigger)
+        queries.append(writer.start())
+    return queries
+
+
+def _record_gaps(settings: Settings, stream: StreamConfig, paths: StreamPaths, name: str, summary: dict[str, Any]) -> None:
+    """failOnDataLoss=false: write down offsets that were gone before the stream read them."""
+    from kafkalake.topics import earliest_offsets
+
+    expected = sum(end - start for start, end in summary["offset_ranges"].values())
+    if expected <= summary["input_rows"]:
+        return
+    earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)
+    gaps = []
+    for tp, (start, _end) in summary["offset_ranges"].items():
+        first = earliest.get(tp)
+        if first is not None and first > start:
+            gaps.append({"topic_partition": tp, "from_offset": start, "to_offset": first, "missing": first - start})
+    entry = {"stream": stream.name, "query": name, "batch_id": summary["batch_id"], "recorded": time.time(),
+             "expected_rows": expected, "read_rows": summary["input_rows"], "gaps": gaps}
+    paths.state.mkdir(parents=True, exist_ok=True)
+    with open(paths.gaps_file, "a") as out:
+        out.write(json.dumps(entry) + "\n")
+    log.warning("stream %s accepted a data-loss gap: %s", stream.name, entry)
+
+
+def run_stream(
+    spark: SparkSession,
+    settings: Settings,
+    stream: StreamConfig,
+    *,
+    available_now: bool = False,
+    debug_sink: str | None = None,
+) -> int:
+    """Run until stopped (stop file), finished (available-now) or failed. Returns an exit code."""
+    from kafkalake.registry import Registry
+
+    paths = stream_paths(settings, stream)
+    lock = None
+    if not debug_sink:
+        lock = acquire_driver_lock(paths.checkpoints[stream.sink_formats[0]].parent, stream.name)
+    paths.stop_file.unlink(missing_ok=True)
+    status = StatusWriter(stream=stream.name, path=paths.status_file, trigger_seconds=stream.trigger_seconds)
+    plan = decode_plan(Registry(settings.schemas_dir), stream.subject)
+    log.warning("stream %s: decode plan %s", stream.name, json.dumps(decode_plan_summary(plan)))
+    status.doc["decode_plan"] = decode_plan_summary(plan)
+    status.doc["available_now"] = available_now
+
+    on_batch = None
+    if not stream.fail_on_data_loss:
+        def on_batch(name: str, summary: dict[str, Any]) -> None:
+            _record_gaps(settings, stream, paths, name, summary)
+
+    spark.streams.addListener(make_listener(status, on_batch=on_batch))
+    reader_doc = json.loads(plan.reader.schema_json)
+    record_name = reader_doc["name"].rsplit(".", 1)[-1]
+    namespace = reader_doc.get("namespace") or (reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else "")
+    table = decode(kafka_source(spark, settings, stream, available_now=available_now), plan)
+    try:
+        queries = start_queries(
+            table, stream, paths, available_now=available_now,
+            reader_record=(record_name, namespace), debug_sink=debug_sink,
+        )
+    except Exception as exc:
+        status.set_state(FAILED, error=str(exc).splitlines()[0])
+        raise
+    stopper = threading.Thread(target=_watch_stop_file, args=(paths, queries), daemon=True, name="stop-watcher")
+    stopper.start()
+    try:
+        for query in queries:
+            query.awaitTermination()
+    except Exception as exc:  # StreamingQueryException: the query failed
+        status.set_state(FAILED, error=str(exc).splitlines()[0][:2000])
+        raise
+    finally:
+        _drain_listener_bus(spark)
+        if lock is not None:
+            lock.close()
+    for query in queries:  # the listener may have missed the last batch if the JVM was quick
+        last = query.lastProgress
+        if last and last.get("batchId", -1) > status.query(query.name).get("batch_id", -1):
+            status.on_progress(query.name, progress_summary(last))
+    status.set_state(STOPPED)
+    paths.stop_file.unlink(missing_ok=True)
+    if debug_sink == "memory":
+        for query in queries:
+            spark.sql(f"select zone, reason, count(*) as n from {query.name} group by zone, reason").show()
+    return 0
+
+
+def _drain_listener_bus(spark: SparkSession, timeout_ms: int = 10_000) -> None:
+    """Let queued listener events reach Python before the driver exits (they are async)."""
+    try:
+        spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
+    except Exception as exc:  # best effort: the status file is completed from lastProgress
+        log.warning("listener bus did not drain: %s", str(exc).splitlines()[0])
+
+
+def _watch_stop_file(paths: StreamPaths, queries: list[StreamingQuery]) -> None:
+    """Stop at a batch boundary once the stop file appears."""
+    while any(q.isActive for q in queries):
+        if paths.stop_file.exists():
+            for query in queries:
+                while query.isActive and query.status.get("isTriggerActive"):
+                    time.sleep(0.01)
+                if query.isActive:
+                    query.stop()
+            return
+        time.sleep(0.5)
+
+
+def request_stop(settings: Settings, stream: StreamConfig) -> Path:
+    """Ask a running driver to stop at the next batch boundary (the driver removes the file)."""
+    paths = stream_paths(settings, stream)
+    write_json_atomic(paths.stop_file, {"requested": time.time()})
+    return paths.stop_file

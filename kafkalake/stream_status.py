@@ -1,0 +1,161 @@
+"""Per-stream status files, written by a StreamingQueryListener in the driver.
+
+The Kafka source commits no consumer-group offsets, so lag is computed from the query's own
+progress: per partition, the source's ``latestOffset`` minus the batch's ``endOffset``.
+Files are replaced atomically (temp + rename): the health sensor and ``kafkalake status``
+never read half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+RUNNING, STOPPED, FAILED, STARTING = "running", "stopped", "failed", "starting"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _offsets(text: Any) -> dict[str, int]:
+    """Kafka source offsets JSON ({"topic": {"0": 12}}) -> {"topic-0": 12}."""
+    if not text:
+        return {}
+    doc = json.loads(text) if isinstance(text, str) else text
+    return {f"{topic}-{part}": int(off) for topic, parts in doc.items() for part, off in parts.items()}
+
+
+def progress_summary(progress: Any) -> dict[str, Any]:
+    """The fields operators and the health sensor need from a StreamingQueryProgress.
+
+    Takes the listener's progress object or ``query.lastProgress`` (a dict of the same JSON).
+    """
+    if isinstance(progress, dict):
+        from types import SimpleNamespace
+
+        sources = [SimpleNamespace(**src) for src in progress.get("sources", [])]
+        progress = SimpleNamespace(**{**progress, "sources": sources})
+        progress.batchDuration = progress.durationMs.get("triggerExecution", 0) if hasattr(progress, "durationMs") else 0
+    behind: dict[str, int] = {}
+    ranges: dict[str, list[int]] = {}
+    for source in progress.sources:
+        start, end, latest = _offsets(source.startOffset), _offsets(source.endOffset), _offsets(source.latestOffset)
+        for tp, end_offset in end.items():
+            behind[tp] = max(0, latest.get(tp, end_offset) - end_offset)
+            ranges[tp] = [start.get(tp, end_offset), end_offset]
+    return {
+        "batch_id": progress.batchId,
+        "input_rows": progress.numInputRows,
+        "rows_per_second": round(progress.processedRowsPerSecond or 0.0, 1),
+        "batch_duration_ms": progress.batchDuration,
+        "offsets_behind_latest": behind,
+        "lag": sum(behind.values()),
+        "offset_ranges": ranges,
+        "progress_time": progress.timestamp,
+    }
+
+
+class StatusWriter:
+    """Keeps one stream's status document (one entry per query/sink format) on disk."""
+
+    def __init__(self, *, stream: str, path: Path, trigger_seconds: float) -> None:
+        self.path = path
+        self.doc: dict[str, Any] = {
+            "stream": stream,
+            "state": STARTING,
+            "pid": os.getpid(),
+            "trigger_seconds": trigger_seconds,
+            "started": now_iso(),
+            "updated": now_iso(),
+            "last_progress": None,
+            "error": None,
+            "queries": {},
+        }
+        self.flush()
+
+    def flush(self) -> None:
+        self.doc["updated"] = now_iso()
+        write_json_atomic(self.path, self.doc)
+
+    def query(self, name: str) -> dict[str, Any]:
+        return self.doc["queries"].setdefault(name, {})
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        self.doc["state"] = state
+        if error is not None:
+            self.doc["error"] = error
+        self.flush()
+
+    def on_progress(self, name: str, summary: dict[str, Any]) -> None:
+        self.query(name).update(summary)
+        self.doc["state"] = RUNNING
+        self.doc["last_progress"] = now_iso()
+        self.doc["last_progress_epoch"] = time.time()
+        self.doc["lag"] = sum(q.get("lag", 0) for q in self.doc["queries"].values())
+        self.flush()
+
+    def on_idle(self, name: str) -> None:
+        """No new data, but the query is alive and keeping up: that counts as progress."""
+        self.query(name)["idle_since"] = self.query(name).get("idle_since") or now_iso()
+        self.doc["state"] = RUNNING
+        self.doc["last_progress"] = now_iso()
+        self.doc["last_progress_epoch"] = time.time()
+        self.flush()
+
+
+def make_listener(
+    writer: StatusWriter,
+    *,
+    on_batch: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Any:
+    """A pyspark StreamingQueryListener feeding ``writer`` (built lazily: imports pyspark)."""
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class _Listener(StreamingQueryListener):
+        def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (pyspark API)
+            writer.query(event.name or str(event.id))["run_id"] = str(event.runId)
+            writer.set_state(RUNNING)
+
+        def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+            progress = event.progress
+            name = progress.name or str(progress.id)
+            summary = progress_summary(progress)
+            if summary["input_rows"]:
+                writer.query(name).pop("idle_since", None)
+            writer.on_progress(name, summary)
+            if on_batch is not None:
+                on_batch(name, summary)
+
+        def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+            writer.on_idle(getattr(event, "name", None) or str(event.id))
+
+        def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+            if event.exception:
+                writer.set_state(FAILED, error=str(event.exception).splitlines()[0][:2000])
+
+    return _Listener()
