@@ -46,7 +46,12 @@ def _offsets(text: Any) -> dict[str, int]:
     """Kafka source offsets JSON ({"topic": {"0": 12}}) -> {"topic-0": 12}."""
     if not text:
         return {}
-    doc = json.loads(text) if isinstance(text, str) else text
+    try:
+        doc = json.loads(text) if isinstance(text, str) else text
+    except ValueError:  # not a Kafka offsets document (e.g. another source kind)
+        return {}
+    if not isinstance(doc, dict):
+        return {}
     return {f"{topic}-{part}": int(off) for topic, parts in doc.items() for part, off in parts.items()}
 
 

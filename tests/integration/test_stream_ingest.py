@@ -1,0 +1,232 @@
+"""The streaming ingest job end to end: real Kafka, real spark-submit, files read back three ways."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kafkalake.config import Settings
+from kafkalake.registry import Registry
+from kafkalake.stream_status import read_status
+from kafkalake.streams import get_stream, stream_paths
+from kafkalake.topics import create_topic
+from kafkalake.wire import DecodeError, Decoder
+from tests.conftest import cli_env, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _stream_settings(kafka: Settings, tmp_path: Path, name: str, topic: str, **options: object) -> Settings:
+    doc = {"streams": [{"name": name, "topics": [topic], "subject": "fridge", "starting_offsets": "earliest",
+                        "trigger": "1 second", **options}]}
+    streams_file = tmp_path / "streams.yaml"
+    streams_file.write_text(json.dumps(doc))  # JSON is YAML
+    return kafka.with_overrides(streams_file=streams_file, lake_root=tmp_path / "lake", state_dir=tmp_path / "state")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return cli_env(settings)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    """A plain local Spark session to read the landing zone the way Spark readers do."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]").appName("kafkalake-test-reader")
+        .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def _kafka_messages(settings: Settings, topic: str, expected: int) -> dict[tuple[int, int], bytes]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"t-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    out: dict[tuple[int, int], bytes] = {}
+    idle = 0
+    try:
+        while len(out) < expected and idle < 15:
+            batch = consumer.consume(num_messages=5000, timeout=1.0)
+            idle = 0 if batch else idle + 1
+            for msg in batch:
+                out[(msg.partition(), msg.offset())] = msg.value() or b""
+    finally:
+        consumer.close()
+    return out
+
+
+def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+    topic = f"mixed-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "mixed", topic)
+    create_topic(kafka.bootstrap_servers, topic, partitions=2)
+    # 20,000 records (30 % of the devices on v1) + one malformed payload every 40 records = 500
+    produced = run_cli(settings, "produce", "--topic", topic, "--count", "20000", "--v1-fraction", "0.3",
+                       "--inject-garbage", str(1 / 41), "--workers", "1", timeout=300)
+    assert produced.returncode == 0, produced.stderr
+    assert "(500 malformed on purpose)" in produced.stdout
+
+    run = run_cli(settings, "stream", "run", "mixed", "--available-now", timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    landing = stream_paths(settings, get_stream(settings, "mixed")).landing["parquet"]
+
+    # Spark (honours _spark_metadata, the file sink's commit log)
+    table = spark.read.parquet(str(landing))
+    rows = table.where("zone = 'landing'")
+    assert rows.count() == 20_000
+    assert rows.select("topic", "partition", "offset").distinct().count() == 20_000
+    by_version = {r["schema_version"]: r["n"] for r in rows.groupBy("schema_version").count().withColumnRenamed("count", "n").collect()}
+    assert by_version == {1: 6_000, 2: 14_000}
+    assert rows.where("schema_version = 1 and temperature is not null").count() == 0  # v1 rows carry the default
+    assert rows.where("schema_version = 2 and temperature is null").count() == 0
+    assert rows.where("name is null or raw_value is not null or reason is not null").count() == 0
+    quarantine = table.where("zone = 'quarantine'")
+    assert quarantine.count() == 500
+
+    # The JVM's reason for every quarantined record equals the Python decoder's (one definition)
+    decoder = Decoder(Registry(settings.schemas_dir), "fridge")
+    expected: dict[tuple[int, int], str] = {}
+    for key, value in _kafka_messages(settings, topic, 20_500).items():
+        try:
+            decoder.decode(value)
+        except DecodeError as exc:
+            expected[key] = exc.reason.value
+    got = {(r["partition"], r["offset"]): r["reason"] for r in quarantine.select("partition", "offset", "reason").collect()}
+    assert got == expected
+    assert set(got.values()) == {"EMPTY", "SHORT_HEADER", "BAD_MAGIC", "UNKNOWN_SCHEMA_ID", "TRUNCATED", "CORRUPT",
+                                 "TRAILING_BYTES"}
+    raw = {(r["partition"], r["offset"]): bytes(r["raw_value"] or b"") for r in quarantine.select("partition", "offset", "raw_value").collect()}
+    kafka_values = _kafka_messages(settings, topic, 20_500)
+    assert all(raw[k] == kafka_values[k] for k in raw)  # raw bytes kept as they arrived
+
+    # An independent reader (DuckDB over the files) agrees
+    import duckdb
+
+    con = duckdb.connect()
+    counts = dict(con.execute(
+        f"select zone, count(*) from read_parquet('{landing}/zone=*/*/*/*.parquet', hive_partitioning=true) group by zone"
+    ).fetchall())
+    assert counts == {"landing": 20_000, "quarantine": 500}
+
+    status = read_status(stream_paths(settings, get_stream(settings, "mixed")).status_file)
+    assert status["state"] == "stopped" and status["lag"] == 0
+
+
+def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+    topic = f"crash-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "crash", topic, max_offsets_per_trigger=4000)
+    create_topic(kafka.bootstrap_servers, topic, partitions=2)
+    stream = get_stream(settings, "crash")
+    paths = stream_paths(settings, stream)
+    total = 0
+
+    def produce(count: int) -> None:
+        nonlocal total
+        result = run_cli(settings, "produce", "--topic", topic, "--count", str(count), "--workers", "1",
+                         "--seed", str(total), timeout=300)
+        assert result.returncode == 0, result.stderr
+        total += count
+
+    produce(40_000)
+    for crash in range(3):
+        log = open(tmp_path / f"driver-{crash}.log", "w")  # noqa: SIM115
+        driver = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "crash"],
+                                  env=_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        before = (read_status(paths.status_file) or {}).get("queries", {}).get("crash_parquet", {}).get("batch_id", -1)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # let it commit two batches past where it started
+            doc = read_status(paths.status_file) or {}
+            if doc.get("queries", {}).get("crash_parquet", {}).get("batch_id", -1) >= before + 2:
+                break
+            assert driver.poll() is None, (tmp_path / f"driver-{crash}.log").read_text()[-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no progress before crash {crash}")
+        produce(10_000)  # more data arrives while the driver is busy
+        time.sleep(0.7)  # likely mid-batch now
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+        log.close()
+
+    finish = run_cli(settings, "stream", "run", "crash", "--available-now", timeout=600)
+    assert finish.returncode == 0, finish.stdout[-3000:] + finish.stderr[-3000:]
+    rows = spark.read.parquet(str(paths.landing["parquet"])).where("zone = 'landing'")
+    assert total == 70_000
+    assert rows.count() == total
+    assert rows.select("topic", "partition", "offset").distinct().count() == total
+
+
+def test_a_second_driver_on_the_same_checkpoint_is_refused(kafka: Settings, tmp_path: Path) -> None:
+    topic = f"busy-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "busy", topic)
+    create_topic(kafka.bootstrap_servers, topic)
+    paths = stream_paths(settings, get_stream(settings, "busy"))
+    first = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "busy"], env=_env(settings),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while (read_status(paths.status_file) or {}).get("state") != "running":
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.3)
+        second = run_cli(settings, "stream", "run", "busy", timeout=180)
+        assert second.returncode == 5
+        assert "stream 'busy' is already running" in second.stdout + second.stderr
+        assert first.poll() is None  # the first driver is untouched
+        # graceful stop at a batch boundary
+        assert run_cli(settings, "stream", "stop", "busy").returncode == 0
+        assert first.wait(timeout=120) == 0
+        assert read_status(paths.status_file)["state"] == "stopped"
+        assert not paths.stop_file.exists()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+
+
+def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_path: Path) -> None:
+    import fastavro
+
+    topic = f"avro-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "avrosink", topic, sink_format="avro")
+    create_topic(kafka.bootstrap_servers, topic)
+    assert run_cli(settings, "produce", "--topic", topic, "--count", "3000", "--workers", "1").returncode == 0
+    run = run_cli(settings, "stream", "run", "avrosink", "--available-now", timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    landing = stream_paths(settings, get_stream(settings, "avrosink")).landing["avro"]
+    committed = _committed_files(landing)
+    reader_schema = Registry(settings.schemas_dir).latest("fridge").parsed
+    records = []
+    for path in committed:
+        if "zone=landing" not in path:
+            continue
+        with open(path, "rb") as handle:
+            records += list(fastavro.reader(handle, reader_schema=reader_schema))
+    assert len(records) == 3000
+    assert set(records[0]) == {"name", "action", "sendtime", "temperature"}
+    assert sum(1 for r in records if r["temperature"] is None) == 900  # 30 % of devices on v1
+
+
+def _committed_files(sink: Path) -> list[str]:
+    """Data files the file sink committed (its _spark_metadata log), not whatever is on disk."""
+    files = []
+    for log in sorted((sink / "_spark_metadata").glob("[0-9]*")):
+        lines = log.read_text().splitlines()[1:]  # first line is the log version
+        for line in lines:
+            entry = json.loads(line)
+            if entry.get("action") == "add":
+                files.append(entry["path"].removeprefix("file://"))
+    assert files, f"nothing committed in {sink}"
+    return files
