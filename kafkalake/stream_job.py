@@ -40,6 +40,17 @@ log = logging.getLogger(__name__)
 DEBUG_SINKS = ("console", "memory")
 
 
+class StreamDataLossError(KafkalakeError):
+    """Offsets the stream had not read yet are gone from Kafka and the stream refuses the gap."""
+
+    exit_code = 6
+
+
+def is_data_loss(exc: BaseException) -> bool:
+    text = str(exc)
+    return "failOnDataLoss" in text or "are gone" in text or "DATA_LOSS" in text
+
+
 class StreamBusyError(KafkalakeError):
     """Another driver holds this stream's checkpoint."""
 
@@ -120,25 +131,76 @@ def start_queries(
     return queries
 
 
-def _record_gaps(settings: Settings, stream: StreamConfig, paths: StreamPaths, name: str, summary: dict[str, Any]) -> None:
-    """failOnDataLoss=false: write down offsets that were gone before the stream read them."""
-    from kafkalake.topics import earliest_offsets
+def checkpoint_resume_offsets(checkpoint: Path) -> dict[str, int] | None:
+    """Where the query will resume reading: ``{"topic-partition": offset}`` from its checkpoint.
 
-    expected = sum(end - start for start, end in summary["offset_ranges"].values())
-    if expected <= summary["input_rows"]:
+    The offsets log holds each batch's planned end offsets; a batch without a commit file is
+    re-run from the previous batch's end. None before the first batch.
+    """
+    offsets_dir, commits_dir = checkpoint / "offsets", checkpoint / "commits"
+    batches = sorted(int(p.name) for p in offsets_dir.glob("[0-9]*")) if offsets_dir.is_dir() else []
+    if not batches:
+        return None
+    last = batches[-1]
+    if not (commits_dir / str(last)).exists():
+        if len(batches) < 2:
+            return None
+        last = batches[-2]
+    lines = (offsets_dir / str(last)).read_text().splitlines()
+    resume: dict[str, int] = {}
+    for line in lines[2:]:  # "v1", batch metadata, then one line per source
+        if line.strip().startswith("{"):
+            for topic, parts in json.loads(line).items():
+                resume.update({f"{topic}-{part}": int(off) for part, off in parts.items()})
+    return resume
+
+
+def _recorded_gaps(paths: StreamPaths) -> set[tuple[str, int]]:
+    try:
+        lines = paths.gaps_file.read_text().splitlines()
+    except FileNotFoundError:
+        return set()
+    return {(g["topic_partition"], g["from_offset"]) for line in lines for g in json.loads(line)["gaps"]}
+
+
+def _append_gaps(paths: StreamPaths, stream: StreamConfig, gaps: list[dict[str, Any]], *, when: str) -> None:
+    """Append new gaps (one found at start and again by its first batch is written once)."""
+    known = _recorded_gaps(paths)
+    gaps = [g for g in gaps if (g["topic_partition"], g["from_offset"]) not in known]
+    if not gaps:
         return
-    earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)
-    gaps = []
-    for tp, (start, _end) in summary["offset_ranges"].items():
-        first = earliest.get(tp)
-        if first is not None and first > start:
-            gaps.append({"topic_partition": tp, "from_offset": start, "to_offset": first, "missing": first - start})
-    entry = {"stream": stream.name, "query": name, "batch_id": summary["batch_id"], "recorded": time.time(),
-             "expected_rows": expected, "read_rows": summary["input_rows"], "gaps": gaps}
+    entry = {"stream": stream.name, "detected": when, "recorded": time.time(), "gaps": gaps}
     paths.state.mkdir(parents=True, exist_ok=True)
     with open(paths.gaps_file, "a") as out:
         out.write(json.dumps(entry) + "\n")
-    log.warning("stream %s accepted a data-loss gap: %s", stream.name, entry)
+    log.warning("stream %s accepted a data-loss gap (fail_on_data_loss: false): %s", stream.name, entry)
+
+
+def _gaps_against_earliest(settings: Settings, stream: StreamConfig, next_offsets: dict[str, int]) -> list[dict[str, Any]]:
+    from kafkalake.topics import earliest_offsets
+
+    earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)
+    return [
+        {"topic_partition": tp, "from_offset": start, "to_offset": earliest[tp], "missing": earliest[tp] - start}
+        for tp, start in sorted(next_offsets.items())
+        if tp in earliest and earliest[tp] > start
+    ]
+
+
+def _record_start_gaps(settings: Settings, stream: StreamConfig, paths: StreamPaths) -> None:
+    """At start: offsets between the checkpoint's resume point and Kafka's earliest are lost."""
+    resume = checkpoint_resume_offsets(paths.checkpoints[stream.sink_formats[0]])
+    if resume:
+        _append_gaps(paths, stream, _gaps_against_earliest(settings, stream, resume), when="start")
+
+
+def _record_batch_gaps(settings: Settings, stream: StreamConfig, paths: StreamPaths, summary: dict[str, Any]) -> None:
+    """While running: a batch that read fewer rows than its offset range skipped lost offsets."""
+    expected = sum(end - start for start, end in summary["offset_ranges"].values())
+    if expected <= summary["input_rows"]:
+        return
+    starts = {tp: start for tp, (start, _end) in summary["offset_ranges"].items()}
+    _append_gaps(paths, stream, _gaps_against_earliest(settings, stream, starts), when=f"batch {summary['batch_id']}")
 
 
 def run_stream(
@@ -164,9 +226,11 @@ def run_stream(
     status.doc["available_now"] = available_now
 
     on_batch = None
-    if not stream.fail_on_data_loss:
-        def on_batch(name: str, summary: dict[str, Any]) -> None:
-            _record_gaps(settings, stream, paths, name, summary)
+    if not stream.fail_on_data_loss and not debug_sink:
+        _record_start_gaps(settings, stream, paths)
+
+        def on_batch(_name: str, summary: dict[str, Any]) -> None:
+            _record_batch_gaps(settings, stream, paths, summary)
 
     spark.streams.addListener(make_listener(status, on_batch=on_batch))
     reader_doc = json.loads(plan.reader.schema_json)
@@ -203,6 +267,13 @@ def run_stream(
                             query.stop()
                     continue
                 status.set_state(FAILED, error=str(exc).splitlines()[0][:2000])
+                if is_data_loss(exc) and stream.fail_on_data_loss:
+                    raise StreamDataLossError(
+                        f"stream {stream.name!r} stopped: Kafka no longer has offsets it had not read yet "
+                        "(retention or deletion outran the stream). To accept the gap deliberately, set "
+                        f"`fail_on_data_loss: false` for {stream.name!r} in streams.yaml and run again; the gap "
+                        f"is then recorded in {paths.gaps_file}"
+                    ) from None
                 raise
     finally:
         _drain_listener_bus(spark)
@@ -211,7 +282,10 @@ def run_stream(
     for query in queries:  # the listener may have missed the last batch if the JVM was quick
         last = query.lastProgress
         if last and last.get("batchId", -1) > status.query(query.name).get("batch_id", -1):
-            status.on_progress(query.name, progress_summary(last))
+            summary = progress_summary(last)
+            status.on_progress(query.name, summary)
+            if on_batch is not None:
+                on_batch(query.name, summary)
     status.set_state(STOPPED)
     paths.stop_file.unlink(missing_ok=True)
     if debug_sink == "memory":

@@ -104,3 +104,16 @@ def _list_offsets(bootstrap_servers: str, topics, which: str, timeout: float) ->
             request[TopicPartition(topic, partition)] = spec
     futures = admin.list_offsets(request, request_timeout=timeout)
     return {f"{tp.topic}-{tp.partition}": fut.result(timeout=timeout).offset for tp, fut in futures.items()}
+
+
+def delete_records_before(bootstrap_servers: str, offsets: dict[str, int], timeout: float = 30.0) -> None:
+    """Move log start offsets (``{"topic-partition": offset}``): what retention does, on demand."""
+    from confluent_kafka import TopicPartition
+
+    admin = admin_client(bootstrap_servers)
+    request = []
+    for tp, offset in offsets.items():
+        topic, _, partition = tp.rpartition("-")
+        request.append(TopicPartition(topic, int(partition), offset))
+    for future in admin.delete_records(request, request_timeout=timeout).values():
+        future.result(timeout=timeout)

@@ -230,3 +230,31 @@ def _committed_files(sink: Path) -> list[str]:
                 files.append(entry["path"].removeprefix("file://"))
     assert files, f"nothing committed in {sink}"
     return files
+
+
+def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+    from kafkalake.topics import delete_records_before, latest_offsets
+
+    topic = f"loss-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "loss", topic)
+    create_topic(kafka.bootstrap_servers, topic, partitions=1)
+    assert run_cli(settings, "produce", "--topic", topic, "--count", "1000", "--workers", "1").returncode == 0
+    assert run_cli(settings, "stream", "run", "loss", "--available-now", timeout=600).returncode == 0
+    assert run_cli(settings, "produce", "--topic", topic, "--count", "1000", "--workers", "1", "--seed", "9").returncode == 0
+    delete_records_before(kafka.bootstrap_servers, {f"{topic}-0": 1500})  # offsets 1000..1499 never read
+
+    loud = run_cli(settings, "stream", "run", "loss", "--available-now", timeout=600)
+    assert loud.returncode == 6, loud.stdout[-2000:] + loud.stderr[-2000:]
+    assert "fail_on_data_loss: false" in loud.stdout + loud.stderr
+
+    accepting = _stream_settings(kafka, tmp_path, "loss", topic, fail_on_data_loss=False)
+    ok = run_cli(accepting, "stream", "run", "loss", "--available-now", timeout=600)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    paths = stream_paths(accepting, get_stream(accepting, "loss"))
+    gaps = [json.loads(line) for line in paths.gaps_file.read_text().splitlines()]
+    assert [g["gaps"] for g in gaps] == [[{"topic_partition": f"{topic}-0", "from_offset": 1000, "to_offset": 1500,
+                                           "missing": 500}]]
+    assert gaps[0]["detected"] == "start"
+    rows = spark.read.parquet(str(paths.landing["parquet"])).where("zone = 'landing'")
+    assert rows.count() == 1500  # 1000 before the gap + 500 after it
+    assert latest_offsets(kafka.bootstrap_servers, [topic]) == {f"{topic}-0": 2000}
