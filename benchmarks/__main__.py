@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import producer_bench
+from benchmarks import ingest_bench, latency_bench, producer_bench
 
-BENCHMARKS = {"producer": producer_bench.main}
+BENCHMARKS = {"producer": producer_bench.main, "ingest": ingest_bench.main, "latency": latency_bench.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,396 @@
+"""Ingest throughput: the project's stream job vs the seed's one-schema job, same data, same run.
+
+1,000,000 fridge records (30 % of the devices still on v1) are preloaded into one topic with
+the project's producer; then each job runs ``--available-now`` on the platform's master
+(``local[2]``) with a fresh checkpoint and reads the whole topic into a Parquet file sink:
+
+* kafkalake: ``kafkalake stream run NAME --available-now`` (spark_jobs/stream_ingest.py, a temp
+  streams.yaml, no ``max_offsets_per_trigger``): routes every record to the ``from_avro`` of
+  its writer version, checks it, quarantines what fails, lands zone/dt/hour partitions.
+* seed: spark_jobs/seed_ingest.py: one ``from_avro`` with the subject's latest schema for every
+  record (no routing, no checks, no partitioning). It decodes the v1 records wrongly (as
+  all-null rows), so it is the cost floor, not an alternative.
+
+Two clocks per run (the jobs alternate seed/kafkalake, kafkalake/seed so load drift is shared):
+
+* processing: per micro-batch, from the checkpoint's ``offsets/N`` file (written when the
+  batch is planned) to its ``commits/N`` file (written after the sink committed), summed.
+  Excludes JVM start, session and query start-up: decode + Parquet write + commit.
+* wall: the whole spark-submit process. The JVM/Python start-up inside it is the same for
+  both jobs, so the wall ratio is fair too, but start-up pulls it towards 1.
+
+Both clocks: median over the rounds. Goal (issue 4): kafkalake's processing rate >= 0.8x the
+seed's, and every record decoded correctly (landing rows == records produced, per version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import unquote, urlparse
+
+from benchmarks.platform import bench_kafka, results_dir
+from kafkalake.config import Settings, get_settings
+from kafkalake.producer import fleet_from_registry, produce_parallel
+from kafkalake.registry import Registry
+from kafkalake.spark_submit import job_env, spark_submit_argv, stream_conf
+from kafkalake.streams import StreamConfig, get_stream, stream_paths
+from kafkalake.topics import create_topic
+
+RECORDS = 1_000_000
+ROUNDS = 2
+V1_FRACTION = 0.3
+DEVICES = 100
+GOAL_RATIO = 0.8
+RUN_TIMEOUT = 1800.0
+
+
+# --------------------------------------------------------------------------- Spark processes
+
+
+class SparkProcess:
+    """One spark-submit in its own process group: the JVM, the Python driver and any workers.
+
+    Stopping kills that group only (SIGTERM, then SIGKILL), so nothing outlives a failed or
+    interrupted benchmark.
+    """
+
+    def __init__(self, settings: Settings, job: str, job_args: Sequence[str], *, conf: Mapping[str, str] | None,
+                 log_path: Path) -> None:
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
+        argv = spark_submit_argv(settings, job, job_args, conf=conf)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, env=job_env(settings), stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, *, timeout: float, label: str, tick: Callable[[], str] | None = None, every: float = 10.0) -> float:
+        """Wait for the exit (progress line every ``every`` s); the process's wall seconds."""
+        next_tick = time.perf_counter() + every
+        while self.proc.poll() is None:
+            now = time.perf_counter()
+            if now - self.started > timeout:
+                raise TimeoutError(f"{label}: spark-submit still running after {timeout:.0f}s (log: {self.log_path})")
+            if now >= next_tick:
+                next_tick += every
+                print(f"    {label}: {now - self.started:5.0f}s {tick() if tick else ''}", flush=True)
+            time.sleep(0.2)
+        seconds = time.perf_counter() - self.started
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{label}: spark-submit exited {self.proc.returncode}\n{self.tail()}")
+        return seconds
+
+    def tail(self, lines: int = 40) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:]) + f"\n(full log: {self.log_path})"
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Kill the process group if it is still there (idempotent)."""
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:  # the JVM is gone: make sure no child of its group lingers
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._log.close()
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (and SIGINT, which a non-interactive shell makes background jobs ignore) raise
+    SystemExit in the main thread, so the ``finally`` blocks stop Spark and the broker."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: Any) -> None:
+        print(f"interrupted ({signal.Signals(signum).name}): stopping Spark and the broker", flush=True)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- file sink and checkpoint
+
+
+def sink_log_entries(sink_dir: Path) -> list[tuple[str, dict[str, Any], int]]:
+    """``(log file name, entry, log mtime ns)`` for every committed entry of a file sink.
+
+    ``_spark_metadata/N`` (and ``N.compact``, which repeats all earlier entries) hold a
+    ``v1`` line then one JSON object per file. A file is visible to readers once a log lists it.
+    """
+    folder = sink_dir / "_spark_metadata"
+    if not folder.is_dir():
+        return []
+    out = []
+    for log_file in sorted(folder.iterdir(), key=lambda p: int(p.name.split(".")[0]) if p.name[0].isdigit() else -1):
+        if not log_file.name[0].isdigit() or log_file.name.endswith(".tmp"):
+            continue
+        try:
+            mtime = log_file.stat().st_mtime_ns
+            lines = log_file.read_text().splitlines()
+        except FileNotFoundError:  # compacted away meanwhile
+            continue
+        for line in lines[1:]:
+            if line.strip():
+                out.append((log_file.name, json.loads(line), mtime))
+    return out
+
+
+def committed_files(sink_dir: Path) -> list[Path]:
+    """Data files a Spark reader of the sink would read (added and not deleted)."""
+    files: dict[str, bool] = {}
+    for _name, entry, _mtime in sink_log_entries(sink_dir):
+        files[entry["path"]] = entry.get("action", "add") == "add"
+    return sorted(uri_path(p) for p, alive in files.items() if alive)
+
+
+def uri_path(uri: str) -> Path:
+    return Path(unquote(urlparse(uri).path))
+
+
+def batch_seconds(checkpoint: Path) -> list[dict[str, Any]]:
+    """Per committed batch: ``commits/N`` mtime - ``offsets/N`` mtime (planning -> committed)."""
+    out = []
+    commits = checkpoint / "commits"
+    if not commits.is_dir():
+        return out
+    for commit in sorted((p for p in commits.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+        offsets = checkpoint / "offsets" / commit.name
+        if offsets.exists():
+            seconds = (commit.stat().st_mtime_ns - offsets.stat().st_mtime_ns) / 1e9
+            out.append({"batch_id": int(commit.name), "seconds": round(seconds, 3)})
+    return out
+
+
+def checkpoint_tick(checkpoint: Path) -> Callable[[], str]:
+    def tick() -> str:
+        planned = len([p for p in (checkpoint / "offsets").glob("[0-9]*")]) if (checkpoint / "offsets").is_dir() else 0
+        done = len(batch_seconds(checkpoint))
+        return f"batches planned {planned}, committed {done}" if planned else "starting (JVM, session, query)"
+
+    return tick
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+def _stream_settings(settings: Settings, name: str, topic: str, *, trigger: str = "5 seconds",
+                     max_offsets_per_trigger: int | None = None) -> tuple[Settings, StreamConfig]:
+    """A temp streams.yaml with one stream on ``topic``; settings pointing at it."""
+    entry: dict[str, Any] = {"name": name, "topics": [topic], "subject": "fridge", "sink_format": "parquet",
+                             "trigger": trigger, "starting_offsets": "earliest"}
+    if max_offsets_per_trigger:
+        entry["max_offsets_per_trigger"] = max_offsets_per_trigger
+    streams_file = settings.state_dir / f"streams-{name}.yaml"
+    streams_file.write_text(json.dumps({"streams": [entry]}))  # JSON is YAML
+    stream_settings = settings.with_overrides(streams_file=streams_file)
+    return stream_settings, get_stream(stream_settings, name)
+
+
+def _run_kafkalake(settings: Settings, topic: str, round_no: int) -> dict[str, Any]:
+    stream_settings, stream = _stream_settings(settings, f"ingest_r{round_no}", topic)
+    paths = stream_paths(stream_settings, stream)
+    checkpoint = paths.checkpoints["parquet"]
+    job = SparkProcess(stream_settings, "stream_ingest", [stream.name, "--available-now"], conf=stream_conf(stream),
+                       log_path=settings.state_dir / "logs" / f"{stream.name}.log")
+    try:
+        wall = job.wait(timeout=RUN_TIMEOUT, label=f"kafkalake round {round_no}", tick=checkpoint_tick(checkpoint))
+    finally:
+        job.stop()
+    status = json.loads(paths.status_file.read_text())
+    last = next(iter(status["queries"].values()), {})
+    return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": paths.landing["parquet"],
+            "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
+                k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms")}}}
+
+
+def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path) -> dict[str, Any]:
+    out = settings.lake_root / "seed" / f"r{round_no}"
+    checkpoint = settings.state_dir / "checkpoints" / "seed" / f"r{round_no}"
+    args = ["--topic", topic, "--schema-file", str(schema_file), "--path", str(out), "--checkpoint", str(checkpoint)]
+    job = SparkProcess(settings, "seed_ingest", args, conf=None, log_path=settings.state_dir / "logs" / f"seed_r{round_no}.log")
+    try:
+        wall = job.wait(timeout=RUN_TIMEOUT, label=f"seed      round {round_no}", tick=checkpoint_tick(checkpoint))
+        progress = next((json.loads(line.split(" ", 1)[1]) for line in job.output().splitlines()
+                         if line.startswith("SEED_PROGRESS ")), None)
+    finally:
+        job.stop()
+    return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": out,
+            "spark_progress": progress}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_kafkalake_landing(landing: Path, produced: int, by_version: dict[int, int]) -> dict[str, Any]:
+    """Rows per zone and version in the committed files; v1 rows carry temperature null."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    zones: dict[str, int] = {}
+    versions: dict[int, int] = {}
+    wrong_temperature = 0
+    for path in committed_files(landing):
+        zone = next((part.split("=", 1)[1] for part in path.parts if part.startswith("zone=")), "?")
+        table = pq.read_table(path, columns=["schema_version", "temperature"])
+        zones[zone] = zones.get(zone, 0) + table.num_rows
+        if zone != "landing":
+            continue
+        for row in table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist():
+            versions[row["schema_version"]] = versions.get(row["schema_version"], 0) + row["schema_version_count"]
+        is_v1 = pc.equal(table["schema_version"], 1)
+        has_temp = pc.is_valid(table["temperature"])
+        wrong_temperature += pc.sum(pc.xor(is_v1, pc.invert(has_temp))).as_py() or 0
+    ok = zones.get("landing", 0) == produced and not zones.get("quarantine") and versions == by_version \
+        and wrong_temperature == 0
+    return {"ok": ok, "zones": zones, "by_version": versions, "expected_by_version": by_version,
+            "rows_with_wrong_temperature": wrong_temperature}
+
+
+def check_seed_landing(out: Path) -> dict[str, Any]:
+    """Rows the seed job wrote, and how many are all-null (records it could not decode)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rows = nulls = 0
+    for path in committed_files(out):
+        table = pq.read_table(path, columns=["name"])
+        rows += table.num_rows
+        nulls += table.num_rows - (pc.count(table["name"]).as_py() or 0)
+    return {"rows": rows, "all_null_rows": nulls}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(*, records: int | None = None) -> int:
+    count = records or RECORDS
+    registry = Registry(get_settings().schemas_dir)
+    fleet = fleet_from_registry(registry, devices=DEVICES, v1_fraction=V1_FRACTION)
+    versions_by_id = {registry.get("fridge", n).schema_id: n for n in registry.versions("fridge")}
+    workers = min(4, os.cpu_count() or 1)
+    print(f"ingest benchmark: {count:,} fridge records ({V1_FRACTION:.0%} of {DEVICES} devices on v1), "
+          f"{ROUNDS} rounds, seed job vs kafkalake stream, --available-now, parquet", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"seed": [], "kafkalake": []}
+    checks: list[dict[str, Any]] = []
+    seed_checks: list[dict[str, Any]] = []
+    with terminate_as_exit(), bench_kafka() as settings:
+        print(f"  spark master {settings.spark_master}; broker {settings.bootstrap_servers}", flush=True)
+        topic = f"bench-ingest-{int(time.time())}"
+        create_topic(settings.bootstrap_servers, topic, partitions=2)
+        report = produce_parallel(
+            bootstrap_servers=settings.bootstrap_servers, topic=topic, workers=workers,
+            shard_messages=lambda shard, shards: fleet.messages(count, shard=shard, shards=shards),
+            on_progress=lambda done, secs: print(f"  preloading {done:>10,} records ({secs:.1f}s)", flush=True),
+            progress_every=max(10_000, count // 4),
+        )
+        report.raise_for_loss(topic)
+        by_version = {versions_by_id[sid]: n for sid, n in sorted(report.by_schema_id.items())}
+        print(f"  preloaded {report.delivered:,} records {by_version} (by version) in {report.seconds:.1f}s", flush=True)
+        schema_file = settings.state_dir / "seed-schema.avsc"
+        schema_file.write_text(registry.latest("fridge").schema_json)
+
+        for round_no in range(1, ROUNDS + 1):
+            order = ("seed", "kafkalake") if round_no % 2 else ("kafkalake", "seed")
+            for name in order:
+                if name == "kafkalake":
+                    result = _run_kafkalake(settings, topic, round_no)
+                    check = check_kafkalake_landing(result.pop("landing"), report.delivered, by_version)
+                    checks.append(check)
+                    result["check_ok"] = check["ok"]
+                else:
+                    result = _run_seed(settings, topic, round_no, schema_file)
+                    seed_check = check_seed_landing(result.pop("landing"))
+                    seed_checks.append(seed_check)
+                    result["rows_written"] = seed_check["rows"]
+                processing = sum(b["seconds"] for b in result["batches"])
+                result["processing_seconds"] = round(processing, 3)
+                result["processing_rate"] = round(count / processing, 1) if processing else None
+                result["wall_rate"] = round(count / result["wall_seconds"], 1)
+                runs[name].append(result)
+                extra = (f"landing check {'ok' if result['check_ok'] else 'FAILED'}" if name == "kafkalake"
+                         else f"{seed_check['all_null_rows']:,} of {seed_check['rows']:,} rows all-null (misdecoded)")
+                print(f"  round {round_no} {name:9} processing {processing:6.1f}s = {result['processing_rate'] or 0:>9,.0f} rec/s"
+                      f" ({len(result['batches'])} batch(es)) | wall {result['wall_seconds']:6.1f}s = "
+                      f"{result['wall_rate']:>9,.0f} rec/s | {extra}", flush=True)
+
+    processing = {n: _median([r["processing_seconds"] for r in rs]) for n, rs in runs.items()}
+    wall = {n: _median([r["wall_seconds"] for r in rs]) for n, rs in runs.items()}
+    rate = {n: round(count / s, 1) for n, s in processing.items()}
+    wall_rate = {n: round(count / s, 1) for n, s in wall.items()}
+    ratio = rate["kafkalake"] / rate["seed"]
+    wall_ratio = wall_rate["kafkalake"] / wall_rate["seed"]
+    correct = all(c["ok"] for c in checks)
+    met = ratio >= GOAL_RATIO and correct
+    summary = {
+        "benchmark": "ingest",
+        "records": count,
+        "by_version": by_version,
+        "method": "median over rounds; processing = sum over batches of checkpoint commits/N mtime - offsets/N mtime "
+                  "(decode + parquet write + commit, no JVM start-up); wall = the spark-submit process "
+                  "(same start-up cost in both jobs)",
+        "rounds": runs,
+        "median_processing_seconds": processing,
+        "median_wall_seconds": wall,
+        "processing_rate": rate,
+        "wall_rate": wall_rate,
+        "ratio": round(ratio, 3),
+        "wall_ratio": round(wall_ratio, 3),
+        "kafkalake_checks": checks,
+        "seed_checks": seed_checks,
+        "goal": {"ratio": GOAL_RATIO, "every_version_decoded": correct, "met": met},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out = results_dir() / "ingest.json"
+    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(
+        f"seed job {rate['seed']:,.0f} rec/s | kafkalake {rate['kafkalake']:,.0f} rec/s | ratio {ratio:.2f}x "
+        f"(processing time, median of {ROUNDS}); wall incl. JVM start-up: seed {wall_rate['seed']:,.0f} | kafkalake "
+        f"{wall_rate['kafkalake']:,.0f} rec/s | ratio {wall_ratio:.2f}x",
+        flush=True,
+    )
+    print(
+        f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the seed "
+        f"job's rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",
+        flush=True,
+    )
+    return 0 if correct else 1

@@ -1,0 +1,81 @@
+"""spark-submit entry point: the seed notebook's way of landing Kafka Avro records (benchmark baseline).
+
+    seed_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT
+
+One ``from_avro`` with ONE schema for every record (no routing by schema id, no quarantine,
+no Kafka coordinates, no partitioning) -> Parquet file sink, trigger availableNow. It decodes
+records of any other writer version wrongly (PERMISSIVE: as all-null rows; with from_avro's
+default mode, FAILFAST, such a record fails the query), so it is only a cost floor
+for ``benchmarks/ingest_bench.py``, never a way to ingest.
+
+At the end it prints one line ``SEED_PROGRESS {json}`` with the batches' input rows and
+trigger durations, taken from ``query.recentProgress``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def seed_transform(raw: DataFrame, schema_json: str) -> DataFrame:
+    """Kafka rows -> the schema's fields, decoded with one schema (Confluent header skipped)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    decoded = raw.select(from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col"))
+    return decoded.select("json_col.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topic", required=True, help="Kafka topic to read from the earliest offset")
+    parser.add_argument("--schema-file", required=True, type=Path, help="the one Avro schema every record is read with")
+    parser.add_argument("--path", required=True, help="Parquet output folder")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    args = parser.parse_args(argv)
+
+    from kafkalake.config import get_settings
+    from kafkalake.spark import get_session
+
+    settings = get_settings()
+    spark = get_session("kafkalake-seed-ingest")
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", args.topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
+    query = (
+        seed_transform(raw, args.schema_file.read_text())
+        .writeStream.format("parquet")
+        .outputMode("append")
+        .option("path", args.path)
+        .option("checkpointLocation", args.checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    batches = [
+        {"batch_id": p["batchId"], "input_rows": p["numInputRows"], "trigger_ms": p["durationMs"].get("triggerExecution", 0)}
+        for p in query.recentProgress
+    ]
+    summary = {
+        "batches": batches,
+        "input_rows": sum(b["input_rows"] for b in batches),
+        "trigger_ms": sum(b["trigger_ms"] for b in batches),
+    }
+    print("SEED_PROGRESS " + json.dumps(summary), flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
