@@ -57,6 +57,7 @@ lock: venv
 
 demo: bootstrap
 	kafkalake up
+	kafkalake demo
 
 up: bootstrap
 	kafkalake up

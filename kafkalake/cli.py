@@ -178,6 +178,19 @@ def status() -> None:
     _print_streams(settings)
 
 
+@app.command("demo")
+def demo(
+    records: int = typer.Option(50_000, "--records", min=1, help="fleet records to send"),
+    stream: str = typer.Option("fridge", "--stream", help="the stream of streams.yaml to run"),
+) -> None:
+    """The fridge scenario on the running platform: topic, stream DAG, fleet, landing, status."""
+    from kafkalake.demo import run_demo
+
+    settings = _settings()
+    run_demo(settings, stream_name=stream, records=records, say=_say)
+    status()
+
+
 @app.command("config")
 def config() -> None:
     """The settings in force and the environment variable behind each."""

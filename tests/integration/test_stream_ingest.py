@@ -16,6 +16,7 @@ from typing import Iterator
 import pytest
 
 from kafkalake.config import Settings
+from kafkalake.landing import committed_files, read_landing
 from kafkalake.registry import Registry
 from kafkalake.stream_status import read_status
 from kafkalake.streams import get_stream, stream_paths
@@ -121,6 +122,9 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
         f"select zone, count(*) from read_parquet('{landing}/zone=*/*/*/*.parquet', hive_partitioning=true) group by zone"
     ).fetchall())
     assert counts == {"landing": 20_000, "quarantine": 500}
+    # pyarrow over the committed files only (kafkalake.landing: the non-Spark read path)
+    assert read_landing(landing).num_rows == 20_000
+    assert read_landing(landing, zone="quarantine").num_rows == 500
 
     status = read_status(stream_paths(settings, get_stream(settings, "mixed")).status_file)
     assert status["state"] == "stopped" and status["lag"] == 0
@@ -206,7 +210,8 @@ def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_pat
     run = run_cli(settings, "stream", "run", "avrosink", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     landing = stream_paths(settings, get_stream(settings, "avrosink")).landing["avro"]
-    committed = _committed_files(landing)
+    committed = [str(f) for f in committed_files(landing)]
+    assert committed, f"nothing committed in {landing}"
     reader_schema = Registry(settings.schemas_dir).latest("fridge").parsed
     records = []
     for path in committed:
@@ -217,19 +222,6 @@ def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_pat
     assert len(records) == 3000
     assert set(records[0]) == {"name", "action", "sendtime", "temperature"}
     assert sum(1 for r in records if r["temperature"] is None) == 900  # 30 % of devices on v1
-
-
-def _committed_files(sink: Path) -> list[str]:
-    """Data files the file sink committed (its _spark_metadata log), not whatever is on disk."""
-    files = []
-    for log in sorted((sink / "_spark_metadata").glob("[0-9]*")):
-        lines = log.read_text().splitlines()[1:]  # first line is the log version
-        for line in lines:
-            entry = json.loads(line)
-            if entry.get("action") == "add":
-                files.append(entry["path"].removeprefix("file://"))
-    assert files, f"nothing committed in {sink}"
-    return files
 
 
 def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
@@ -258,3 +250,14 @@ def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Se
     rows = spark.read.parquet(str(paths.landing["parquet"])).where("zone = 'landing'")
     assert rows.count() == 1500  # 1000 before the gap + 500 after it
     assert latest_offsets(kafka.bootstrap_servers, [topic]) == {f"{topic}-0": 2000}
+
+
+def test_console_debug_sink_prints_decoded_rows_and_lands_nothing(kafka: Settings, tmp_path: Path) -> None:
+    topic = f"debug-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, "debug", topic)
+    create_topic(kafka.bootstrap_servers, topic)
+    assert run_cli(settings, "produce", "--topic", topic, "--count", "20", "--workers", "1").returncode == 0
+    run = run_cli(settings, "stream", "run", "debug", "--available-now", "--debug-sink", "console", timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Batch: 0" in run.stdout and "fridge-00000" in run.stdout and "|landing" in run.stdout
+    assert not (settings.lake_root / "landing").exists()

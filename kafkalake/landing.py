@@ -1,0 +1,72 @@
+"""Read a landing sink without Spark: the files its ``_spark_metadata`` commit log lists.
+
+Spark's file sink writes data files first and commits them in ``_spark_metadata/<batch>``
+(JSON lines after a version line; every 10th batch a ``<batch>.compact`` file holds the whole
+list). A file not in the log is a leftover of a crashed batch and must not be read. Spark does
+this itself (``spark.read.parquet(sink)``); this module is the equivalent for pyarrow/DuckDB
+users and for tools that must not start a JVM.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _log_entries(path: Path) -> Iterable[dict]:
+    lines = path.read_text().splitlines()
+    for line in lines[1:]:  # first line: the log format version ("v1")
+        if line.strip():
+            yield json.loads(line)
+
+
+def committed_files(sink: Path) -> list[Path]:
+    """Data files committed by the sink's ``_spark_metadata`` log, oldest batch first."""
+    meta = sink / "_spark_metadata"
+    if not meta.is_dir():
+        return []
+    batches: dict[int, Path] = {}
+    compacts: dict[int, Path] = {}
+    for entry in meta.iterdir():
+        name = entry.name
+        if name.isdigit():
+            batches[int(name)] = entry
+        elif name.endswith(".compact") and name[:-8].isdigit():
+            compacts[int(name[:-8])] = entry
+    if not batches and not compacts:
+        return []
+    last = max([*batches, *compacts])
+    start = max((c for c in compacts if c <= last), default=None)
+    files: dict[str, None] = {}
+    logs = ([compacts[start]] if start is not None else []) + [
+        batches[b] for b in sorted(batches) if start is None or b > start
+    ]
+    for log in logs:
+        for entry in _log_entries(log):
+            path = unquote(urlparse(entry["path"]).path)
+            if entry.get("action", "add") == "add":
+                files[path] = None
+            else:
+                files.pop(path, None)
+    return [Path(p) for p in files]
+
+
+def read_landing(sink: Path, *, zone: str = "landing", columns: list[str] | None = None) -> pa.Table:
+    """The committed rows of one zone (``landing`` or ``quarantine``) as a pyarrow Table."""
+    import pyarrow.dataset as ds
+
+    files = [str(f) for f in committed_files(sink) if f"/zone={zone}/" in str(f)]
+    fmt = "parquet"
+    if files and files[0].endswith(".avro"):
+        raise ValueError(f"{sink} is an Avro sink: read its files with fastavro (see README)")
+    if not files:
+        import pyarrow as pa
+
+        return pa.table({})
+    dataset = ds.dataset(files, format=fmt, partitioning="hive", partition_base_dir=str(sink))
+    return dataset.to_table(columns=columns)
