@@ -368,6 +368,11 @@ def _print_streams(settings: Settings) -> None:
         if doc is None:
             _say(f"{stream.name:14} {'never run':9}")
             continue
+        from kafkalake.processes import pid_alive
+        from kafkalake.stream_status import RUNNING, STARTING
+
+        if doc.get("state") in (RUNNING, STARTING) and not pid_alive(int(doc.get("pid") or 0)):
+            doc["state"], doc["error"] = "dead", f"driver pid {doc.get('pid')} is gone (killed or crashed)"
         queries = list(doc.get("queries", {}).values())
         batch = max((q.get("batch_id", -1) for q in queries), default=-1)
         rows = sum(q.get("input_rows", 0) for q in queries)

@@ -144,11 +144,10 @@ def format_storage(settings: Settings, java: Path) -> None:
     )
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
-        lines = [ln for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
-        raise ServiceError(
-            f"formatting Kafka storage in {settings.kafka_data_dir} failed: "
-            f"{lines[-1] if lines else 'exit ' + str(result.returncode)}"
-        )
+        lines = [ln.strip() for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
+        telling = [ln for ln in lines if "ERROR" in ln or "Exception" in ln or "rror:" in ln]
+        detail = (telling or lines or [f"exit code {result.returncode}"])[-1][:400]
+        raise ServiceError(f"formatting Kafka storage in {settings.kafka_data_dir} failed: {detail}")
 
 
 def broker_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:

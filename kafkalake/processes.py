@@ -46,6 +46,8 @@ def tagged_pids(tag: str) -> list[int]:
 
 
 def pid_alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0|-1, ...) would address a whole process group / every process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

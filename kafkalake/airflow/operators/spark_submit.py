@@ -34,6 +34,8 @@ class KafkalakeSparkSubmitOperator(SparkSubmitOperator):
         from kafkalake.spark_submit import DEFAULT_CONF, job_env, job_path
 
         settings = get_settings()
+        # an optional flag that Jinja rendered as "" must not reach the job as an argument
+        self.application_args = [arg for arg in (self.application_args or []) if arg != ""]
         self.application = str(job_path(settings, self.job))
         self.jars = jvm.spark_jars_arg(settings)
         self.conf = {**DEFAULT_CONF, **(self.conf or {})}

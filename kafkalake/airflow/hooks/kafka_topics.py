@@ -1,0 +1,70 @@
+"""Kafka topic checks through the Kafka provider's admin hook (connection ``kafka_default``).
+
+The connection's extras are the librdkafka settings (``bootstrap.servers``, security), so a
+supervisor DAG checks the same cluster its Spark job reads, whatever the deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+from kafkalake.topics import TopicError
+
+
+class KafkaTopicsHook(KafkaAdminClientHook):
+    """Topic existence and end offsets, as ``{"topic-partition": offset}`` like the rest of kafkalake."""
+
+    hook_name = "Apache Kafka (kafkalake topics)"
+
+    def bootstrap_servers(self) -> str:
+        return str(self.get_connection(self.kafka_config_id).extra_dejson.get("bootstrap.servers", "?"))
+
+    def end_offsets(self, topics: Sequence[str], *, timeout: float = 30.0) -> dict[str, int]:
+        """The offset the next record of each partition will get; a missing topic raises TopicError."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        admin = self.get_conn
+        metadata = admin.list_topics(timeout=timeout)
+        missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
+        if missing:
+            raise TopicError(
+                "; ".join(
+                    f"topic {t!r} does not exist on {self.bootstrap_servers()}: create it with `kafkalake topic create {t}`"
+                    for t in missing
+                )
+            )
+        request = {
+            TopicPartition(topic, partition): OffsetSpec.latest()
+            for topic in topics
+            for partition in metadata.topics[topic].partitions
+        }
+        futures = admin.list_offsets(request, request_timeout=timeout)
+        return {f"{tp.topic}-{tp.partition}": fut.result(timeout=timeout).offset for tp, fut in futures.items()}
+
+    def check_stream(self, stream_name: str) -> dict[str, Any]:
+        """A stream's topics exist; log their end offsets and how far its checkpoint is behind.
+
+        Returns ``{"end_offsets": {...}, "backlog": N}`` (backlog None before the first batch).
+        """
+        from kafkalake.config import get_settings
+        from kafkalake.stream_job import checkpoint_resume_offsets
+        from kafkalake.streams import get_stream, stream_paths
+
+        settings = get_settings()
+        stream = get_stream(settings, stream_name)
+        end = self.end_offsets(stream.topics)
+        checkpoint = stream_paths(settings, stream).checkpoints[stream.sink_formats[0]]
+        resume = checkpoint_resume_offsets(checkpoint)
+        for tp, offset in sorted(end.items()):
+            if resume is None:
+                self.log.info("%s: end offset %d (no checkpoint yet)", tp, offset)
+            else:
+                self.log.info("%s: end offset %d, checkpoint at %d, backlog %d",
+                              tp, offset, resume.get(tp, 0), max(0, offset - resume.get(tp, 0)))
+        backlog = None if resume is None else sum(max(0, off - resume.get(tp, 0)) for tp, off in end.items())
+        self.log.info("stream %s: topics %s exist on %s; backlog %s", stream.name, ", ".join(stream.topics),
+                      self.bootstrap_servers(), "unknown (first run)" if backlog is None else f"{backlog:,} records")
+        return {"end_offsets": end, "backlog": backlog}

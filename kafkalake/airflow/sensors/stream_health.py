@@ -1,0 +1,240 @@
+"""Health sensor of a running stream: reads its status file, kills a stuck driver.
+
+It runs beside the job task (``run_stream``) of the stream's supervisor DAG. Every poke it
+reads ``$STATE/streams/<stream>/status.json`` (written by the driver's StreamingQueryListener)
+and applies :func:`kafkalake.health.assess`:
+
+* stopped (graceful stop, finished available-now run) or job task ended -> success;
+* no progress for ``health.max_idle_triggers`` trigger intervals, or lag above
+  ``health.max_lag`` -> request a stop, SIGTERM the driver (python + its spark-submit JVM and
+  that JVM's workers), SIGKILL what is left after a grace, and fail. The job task then ends,
+  and its retry / the next ``@continuous`` run starts a fresh driver from the checkpoint
+  (exactly once, ARCHITECTURE invariant 4);
+* job task not started yet (queued, waiting for its retry) -> give the worker slot back
+  for a while (``airflow dags test``, which runs one task at a time, needs that too).
+
+The driver is identified by the ``pid`` in the status file and checked to be a
+``stream_ingest.py <stream>`` process, so a stale file never makes it kill something else.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Sequence
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
+
+from kafkalake.health import Action, Thresholds
+
+if TYPE_CHECKING:
+    import psutil
+    from airflow.sdk import Context
+
+#: A supervisor watches a job that runs for months: the sensor itself never times out.
+FOREVER = timedelta(days=3650)
+SPARK_SUBMIT_CLASS = "org.apache.spark.deploy.SparkSubmit"
+
+
+class StreamHealthSensor(BaseSensorOperator):
+    """Succeeds when the stream stops; fails (after killing the driver) when it is unhealthy.
+
+    :param stream: a stream name of streams.yaml (thresholds come from its ``health:`` block,
+        read at poke time, so an edit applies without re-deploying the DAG).
+    :param job_task_id: the task running the driver in the same DAG run (its state tells
+        "not started yet" from "ended"); None outside a DAG run.
+    :param max_idle_triggers: / :param max_lag: override streams.yaml's values.
+    :param startup_grace: seconds a new driver gets before its first progress counts as late.
+    :param kill_grace: seconds between SIGTERM and SIGKILL.
+    :param yield_seconds: while the job task has not started, look again after this long.
+    """
+
+    template_fields: Sequence[str] = ("stream",)
+    ui_color = "#d8f3dc"
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        job_task_id: str | None = None,
+        max_idle_triggers: int | None = None,
+        max_lag: int | None = None,
+        startup_grace: float = 120.0,
+        kill_grace: float = 10.0,
+        yield_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("mode", "poke")
+        kwargs.setdefault("timeout", FOREVER)
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.job_task_id = job_task_id
+        self.max_idle_triggers = max_idle_triggers
+        self.max_lag = max_lag
+        self.startup_grace = startup_grace
+        self.kill_grace = kill_grace
+        self.yield_seconds = yield_seconds
+        self._watch_start = time.time()
+        self._last_logged: tuple[str, float] = ("", 0.0)
+
+    def execute(self, context: Context) -> Any:
+        self._watch_start = time.time()
+        return super().execute(context)
+
+    def poke(self, context: Context) -> bool:
+        from kafkalake.config import get_settings
+        from kafkalake.health import assess
+        from kafkalake.stream_status import read_status
+        from kafkalake.streams import get_stream, stream_paths
+
+        settings = get_settings()
+        stream = get_stream(settings, self.stream)
+        status_file = stream_paths(settings, stream).status_file
+        doc = read_status(status_file)
+        driver = driver_processes(doc, stream.name)
+        thresholds = Thresholds(
+            max_idle_triggers=self.max_idle_triggers or stream.health.max_idle_triggers,
+            max_lag=self.max_lag if self.max_lag is not None else stream.health.max_lag,
+            trigger_seconds=stream.trigger_seconds,
+            startup_grace=self.startup_grace,
+        )
+        now = time.time()
+        verdict = assess(
+            doc,
+            now=now,
+            driver_alive=bool(driver),
+            thresholds=thresholds,
+            watch_start=self._watch_start,
+            run_start=_run_start(context),
+            job_state=self._job_state(context),
+        )
+        self._log_verdict(verdict.action, verdict.reason, now)
+
+        if verdict.action is Action.DONE:
+            return True
+        if verdict.action is Action.YIELD:
+            raise AirflowRescheduleException(reschedule_date=_utc(now + self.yield_seconds))
+        if verdict.action is Action.RESTART:
+            from kafkalake.stream_job import request_stop
+
+            if driver:  # (with no driver, a stop file could stop the next one as it starts)
+                request_stop(settings, stream)  # honoured at a batch boundary if the driver is only slow
+            killed = terminate_driver(driver, grace=self.kill_grace, log=self.log)
+            gone = f"stop requested and driver processes {killed} terminated" if killed else "no driver to stop"
+            raise AirflowException(
+                f"stream {stream.name!r} is unhealthy: {verdict.reason}; {gone}. "
+                f"The job restarts from its checkpoint (status: {status_file})"
+            )
+        return False
+
+    def _log_verdict(self, action: Action, reason: str, now: float) -> None:
+        """Changes at once, the same state once a minute (a supervisor pokes for months)."""
+        key = f"{action.value}:{reason.split()[0]}"
+        if key != self._last_logged[0] or now - self._last_logged[1] >= 60:
+            self.log.info("stream %s: %s -- %s", self.stream, action.value, reason)
+            self._last_logged = (key, now)
+
+    def _job_state(self, context: Context) -> str | None:
+        """State of the job task in this run ("none" before it is scheduled); None if unknown."""
+        ti, dag_run = context.get("ti"), context.get("dag_run")
+        if not self.job_task_id or ti is None or dag_run is None:
+            return None
+        try:
+            states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.job_task_id], run_ids=[dag_run.run_id])
+        except Exception as exc:  # an older API server, or outside a task runner: rules without it
+            self.log.warning("cannot read the state of %s: %s", self.job_task_id, exc)
+            return None
+        run_states = states.get(dag_run.run_id, {})
+        if self.job_task_id not in run_states:
+            return None
+        state = run_states[self.job_task_id]
+        return "none" if state is None else str(getattr(state, "value", state))
+
+
+def _run_start(context: Context) -> float | None:
+    dag_run = context.get("dag_run")
+    start = getattr(dag_run, "start_date", None)
+    return start.timestamp() if start is not None else None
+
+
+def _utc(epoch: float):  # noqa: ANN202 (datetime)
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def driver_processes(doc: dict[str, Any] | None, stream: str) -> list[psutil.Process]:
+    """The live processes of the stream's driver named by a status document, or [].
+
+    The status ``pid`` is the Python driver (``spark_jobs/stream_ingest.py <stream>``); in
+    client/local mode its parent is the spark-submit JVM that holds the queries, and that
+    JVM's children are the Python workers. A pid that is not such a driver (the file is
+    stale and the pid was reused) yields [].
+    """
+    import psutil
+
+    pid = (doc or {}).get("pid")
+    if not isinstance(pid, int):
+        return []
+    try:
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+    is_driver = any(part.endswith("stream_ingest.py") for part in cmdline) and stream in cmdline
+    if not is_driver or not _alive(proc):
+        return []
+    procs = [proc]
+    try:
+        parent = proc.parent()
+        if parent is not None and SPARK_SUBMIT_CLASS in parent.cmdline():
+            procs.append(parent)
+            procs += [p for p in parent.children(recursive=True) if p.pid != proc.pid]
+        else:
+            procs += proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return [p for p in procs if _alive(p)]  # a JVM's short-lived children may be zombies
+
+
+def terminate_driver(procs: list[psutil.Process], *, grace: float, log: Any = None) -> list[int]:
+    """SIGTERM (then SIGCONT, so a stopped process handles it), SIGKILL after ``grace`` s.
+
+    Returns the pids signalled. Zombies (dead, not yet reaped by their parent) count as gone.
+    """
+    import psutil
+
+    signalled = []
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGCONT)
+            signalled.append(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.2)
+    left = [p for p in procs if _alive(p)]
+    for proc in left:
+        if log is not None:
+            log.warning("pid %d survived SIGTERM for %.0fs: SIGKILL", proc.pid, grace)
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in left):
+        time.sleep(0.2)
+    return signalled
