@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schema-file", required=True, type=Path, help="the one Avro schema every record is read with")
     parser.add_argument("--path", required=True, help="Parquet output folder")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="records per micro-batch")
     args = parser.parse_args(argv)
 
     from kafkalake.config import get_settings
@@ -51,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
         .option("subscribe", args.topic)
         .option("startingOffsets", "earliest")
-        .load()
     )
+    if args.max_offsets_per_trigger:
+        raw = raw.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
+    raw = raw.load()
     query = (
         seed_transform(raw, args.schema_file.read_text())
         .writeStream.format("parquet")
