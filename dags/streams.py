@@ -37,8 +37,10 @@ or stopped), the next run starts it again from its checkpoint — exactly once, 
 
 Failed tasks retry with exponential backoff; after that the next run restarts the stream.
 
-**Stop:** pause this DAG first (no restarts), then `kafkalake stream stop {name}`: the driver
-stops at a batch boundary and the run ends with success. **Restart:** unpause.
+**Stop:** pause this DAG: the health task sees it within one poke and asks the driver to
+stop at the next batch boundary; the run ends with success and no new run starts.
+(`kafkalake stream stop {name}` stops it the same way, but the unpaused DAG then starts it
+again.) **Restart:** unpause.
 **Status:** `kafkalake status` (batch, rows/s, lag, last progress, error), or the file
 `{status_file}`.
 **Bounded run** (tests, catch-up): trigger with `available_now: true`; the job reads what is

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import json
 import os
 import signal
@@ -172,10 +174,12 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
                   lambda: batch_id(read_status(paths.status_file)) > stalled_at, timeout=30, alive=second, log=log2)
         assert sensor.poke(context={}) is False  # healthy: keep watching
 
-        # A graceful stop ends the supervision with success
-        assert run_cli(settings, "stream", "stop", name).returncode == 0
+        # Pausing the DAG stops the stream at a batch boundary and ends the supervision with
+        # success. (The ti stands in for the Task SDK's answer "this DAG is paused".)
+        paused = {"ti": SimpleNamespace(dag_id=f"stream_{name}",
+                                        get_dag=lambda dag_id: SimpleNamespace(dag_id=dag_id, is_paused=True))}
+        assert StreamHealthSensor(task_id="health", stream=name, poke_interval=1).execute(context=paused) is None
         assert second.wait(timeout=120) == 0
-        assert StreamHealthSensor(task_id="health", stream=name, poke_interval=1).execute(context={}) is None
         assert read_status(paths.status_file)["state"] == "stopped"
         table = read_landing(paths.landing["parquet"], columns=["partition", "offset"])
         assert len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))) == 1500  # exactly once

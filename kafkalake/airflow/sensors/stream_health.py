@@ -100,6 +100,8 @@ class StreamHealthSensor(BaseSensorOperator):
             trigger_seconds=stream.trigger_seconds,
             startup_grace=self.startup_grace,
         )
+        if driver and self._dag_paused(context):
+            self._stop_for_pause(settings, stream)
         now = time.time()
         verdict = assess(
             doc,
@@ -128,6 +130,30 @@ class StreamHealthSensor(BaseSensorOperator):
                 f"The job restarts from its checkpoint (status: {status_file})"
             )
         return False
+
+    def _dag_paused(self, context: Context) -> bool:
+        """Is this DAG paused in Airflow? (Task SDK: ``ti.get_dag(dag_id).is_paused``.)"""
+        ti = context.get("ti")
+        if ti is None:
+            return False
+        try:
+            return bool(ti.get_dag(ti.dag_id).is_paused)
+        except Exception as exc:  # outside a task runner / older API: pausing then only stops restarts
+            self.log.debug("cannot read whether %s is paused: %s", getattr(ti, "dag_id", "?"), exc)
+            return False
+
+    def _stop_for_pause(self, settings: Any, stream: Any) -> None:
+        """Pausing the DAG stops the stream: a graceful stop at the next batch boundary.
+
+        The driver then reports ``stopped``, the sensor succeeds, the run ends, and a paused
+        ``@continuous`` DAG starts no new run.
+        """
+        from kafkalake.stream_job import request_stop
+        from kafkalake.streams import stream_paths
+
+        if not stream_paths(settings, stream).stop_file.exists():
+            request_stop(settings, stream)
+            self.log.info("stream %s: the DAG is paused -- stopping the stream at the next batch boundary", stream.name)
 
     def _log_verdict(self, action: Action, reason: str, now: float) -> None:
         """Changes at once, the same state once a minute (a supervisor pokes for months)."""
