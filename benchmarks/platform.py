@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from kafkalake import kafka_local
 from kafkalake.config import Settings, get_settings
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+from kafkalake.processes import free_ports
 
 
 @contextlib.contextmanager
 def bench_kafka() -> Iterator[Settings]:
     """A real KRaft broker for one benchmark, removed afterwards."""
     base = get_settings()
-    kafka_port, controller_port = _free_ports(2)
+    kafka_port, controller_port = free_ports(2)
     with tempfile.TemporaryDirectory(prefix="kafkalake-bench-") as state:
         settings = Settings.from_env(
             {

@@ -35,6 +35,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 
 #: Addresses a locally started service may bind (the local broker refuses others).
 LOCAL_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "0.0.0.0"})
+#: Where throw-away platforms (tests, benchmarks) listen.
+LOOPBACK = "127.0.0.1"
 
 
 def _default_home() -> Path:

@@ -81,7 +81,7 @@ def run_demo(
     quarantined = read_landing(sink, zone="quarantine", columns=["reason"]).num_rows
     say("")
     say(f"landing zone: {sink}")
-    say(f"  zone=landing rows by schema version: "
+    say("  zone=landing rows by schema version: "
         + ", ".join(f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c['schema_version'])))
     say(f"  zone=quarantine rows: {quarantined:,} (raw bytes + reason code)")
     say(f"  read it: spark.read.parquet('{sink}').where(\"zone = 'landing'\")")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from kafkalake.config import LOOPBACK
 from kafkalake.errors import ServiceError, SetupError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,21 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Ports nobody listens on right now (bound together, so they differ): for a second
+    platform beside the demo (tests, benchmarks)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def require_free_ports(service: str, ports: Sequence[tuple[str, int, str]]) -> None:

@@ -229,8 +229,10 @@ def run_stream(
     if not stream.fail_on_data_loss and not debug_sink:
         _record_start_gaps(settings, stream, paths)
 
-        def on_batch(_name: str, summary: dict[str, Any]) -> None:
+        def record_batch_gaps(_name: str, summary: dict[str, Any]) -> None:
             _record_batch_gaps(settings, stream, paths, summary)
+
+        on_batch = record_batch_gaps
 
     spark.streams.addListener(make_listener(status, on_batch=on_batch))
     reader_doc = json.loads(plan.reader.schema_json)

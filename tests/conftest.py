@@ -7,7 +7,6 @@ on free ports (Kafka, KRaft controller, Airflow), sharing only the Maven jar cac
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,24 +15,11 @@ from typing import Iterator
 import pytest
 
 from kafkalake.config import Settings, get_settings
+from kafkalake.processes import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 #: The developer's / CI's settings as the suite started: only the jar cache is shared.
 BASE_SETTINGS = get_settings()
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now (bound together so they differ)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def make_settings(state_dir: Path) -> Settings:
@@ -107,3 +93,26 @@ def airflow_env_ready(platform_settings: Settings) -> dict[str, str]:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
+
+
+def consume_all(settings: Settings, topic: str, expected: int, *, idle_polls: int = 20) -> list[tuple[bytes | None, bytes, int, int]]:
+    """Every message of ``topic`` from the earliest offset: (key, value, partition, offset)."""
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"test-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    out: list[tuple[bytes | None, bytes, int, int]] = []
+    idle = 0
+    try:
+        while len(out) < expected and idle < idle_polls:
+            batch = consumer.consume(num_messages=10_000, timeout=1.0)
+            idle = 0 if batch else idle + 1
+            for msg in batch:
+                assert msg.error() is None, msg.error()
+                out.append((msg.key(), msg.value() or b"", msg.partition(), msg.offset()))
+    finally:
+        consumer.close()
+    return out

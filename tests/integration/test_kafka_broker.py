@@ -9,12 +9,13 @@ import pytest
 from kafkalake import kafka_local
 from kafkalake.config import Settings
 from kafkalake.topics import create_topic, topic_config
+from tests.conftest import consume_all
 
 pytestmark = pytest.mark.integration
 
 
 def test_produce_and_consume_1000_messages(kafka: Settings) -> None:
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
 
     topic = f"roundtrip-{uuid.uuid4().hex[:8]}"
     assert create_topic(kafka.bootstrap_servers, topic, partitions=2) is True
@@ -33,25 +34,7 @@ def test_produce_and_consume_1000_messages(kafka: Settings) -> None:
     assert producer.flush(30) == 0
     assert failures == []
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"test-{topic}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    received: dict[str, str] = {}
-    try:
-        for _ in range(200):
-            for msg in consumer.consume(num_messages=500, timeout=1.0):
-                assert msg.error() is None, msg.error()
-                received[msg.key().decode()] = msg.value().decode()
-            if len(received) >= len(sent):
-                break
-    finally:
-        consumer.close()
+    received = {key.decode(): value.decode() for key, value, _p, _o in consume_all(kafka, topic, len(sent))}
     assert received == sent
 
 

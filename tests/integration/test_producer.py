@@ -11,35 +11,9 @@ from kafkalake.config import Settings
 from kafkalake.registry import Registry
 from kafkalake.topics import topic_config
 from kafkalake.wire import DecodeError, Decoder
-from tests.conftest import make_settings, run_cli
+from tests.conftest import consume_all, make_settings, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _consume_all(settings: Settings, topic: str, expected: int) -> list[tuple[bytes, bytes, int, int]]:
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"test-{topic}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[tuple[bytes, bytes, int, int]] = []
-    idle = 0
-    try:
-        while len(out) < expected and idle < 20:
-            batch = consumer.consume(num_messages=10_000, timeout=1.0)
-            idle = 0 if batch else idle + 1
-            for msg in batch:
-                assert msg.error() is None, msg.error()
-                out.append((msg.key(), msg.value() or b"", msg.partition(), msg.offset()))
-    finally:
-        consumer.close()
-    return out
 
 
 def test_100k_fleet_records_round_trip_with_the_v2_reader(kafka: Settings) -> None:
@@ -54,7 +28,7 @@ def test_100k_fleet_records_round_trip_with_the_v2_reader(kafka: Settings) -> No
     assert "delivered 100,000" in result.stdout
     assert "rec/s" in result.stderr  # progress with the live rate
 
-    messages = _consume_all(kafka, topic, 100_000)
+    messages = consume_all(kafka, topic, 100_000)
     assert len(messages) == 100_000
     assert len({(p, o) for _k, _v, p, o in messages}) == 100_000
 
@@ -86,7 +60,7 @@ def test_injected_garbage_arrives_and_is_refused_by_reason(kafka: Settings) -> N
     decoder = Decoder(Registry(kafka.schemas_dir), "fridge")
     reasons = Counter()
     good = 0
-    for _key, value, _p, _o in _consume_all(kafka, topic, 7_368):
+    for _key, value, _p, _o in consume_all(kafka, topic, 7_368):
         try:
             decoder.decode(value)
             good += 1

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +21,7 @@ from kafkalake.stream_status import read_status
 from kafkalake.streams import get_stream, stream_paths
 from kafkalake.topics import create_topic
 from kafkalake.wire import DecodeError, Decoder
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, consume_all, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -53,22 +52,7 @@ def spark() -> Iterator[object]:
 
 
 def _kafka_messages(settings: Settings, topic: str, expected: int) -> dict[tuple[int, int], bytes]:
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    out: dict[tuple[int, int], bytes] = {}
-    idle = 0
-    try:
-        while len(out) < expected and idle < 15:
-            batch = consumer.consume(num_messages=5000, timeout=1.0)
-            idle = 0 if batch else idle + 1
-            for msg in batch:
-                out[(msg.partition(), msg.offset())] = msg.value() or b""
-    finally:
-        consumer.close()
-    return out
+    return {(p, o): value for _key, value, p, o in consume_all(settings, topic, expected, idle_polls=15)}
 
 
 def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
