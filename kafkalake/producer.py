@@ -422,7 +422,12 @@ def produce_parallel(
 def make_producer(bootstrap_servers: str, **overrides: Any) -> Any:
     from confluent_kafka import Producer
 
-    return Producer(producer_config(bootstrap_servers, **overrides))
+    # librdkafka's own log lines (e.g. "idempotence PID: coordinator load in progress:
+    # retrying" on a fresh broker) are retries it handles; lost records surface as
+    # delivery failures, which ProduceReport counts.
+    rdkafka_log = logging.getLogger("kafkalake.producer.rdkafka")
+    rdkafka_log.setLevel(logging.ERROR)
+    return Producer({**producer_config(bootstrap_servers, **overrides), "logger": rdkafka_log})
 
 
 def fleet_from_registry(
