@@ -90,18 +90,28 @@ def latest_offsets(bootstrap_servers: str, topics: tuple[str, ...] | list[str], 
 
 
 def _list_offsets(bootstrap_servers: str, topics, which: str, timeout: float) -> dict[str, int]:  # noqa: ANN001
+    return list_offsets(admin_client(bootstrap_servers), topics, which=which, timeout=timeout,
+                        where=bootstrap_servers)
+
+
+def list_offsets(admin, topics, *, which: str, timeout: float = 30.0, where: str = "the cluster") -> dict[str, int]:  # noqa: ANN001
+    """``{"topic-partition": offset}`` (``which``: earliest | latest) through any AdminClient —
+    ours, or the Kafka provider's hook's (same cluster config, Airflow connection)."""
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
-    admin = admin_client(bootstrap_servers)
     metadata = admin.list_topics(timeout=timeout)
+    missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
+    if missing:
+        raise TopicError("; ".join(
+            f"topic {t!r} does not exist on {where}: create it with `kafkalake topic create {t}`" for t in missing
+        ))
     spec = OffsetSpec.earliest() if which == "earliest" else OffsetSpec.latest()
-    request = {}
-    for topic in topics:
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise TopicError(f"topic {topic!r} does not exist on {bootstrap_servers}: create it with `kafkalake topic create {topic}`")
-        for partition in metadata.topics[topic].partitions:
-            request[TopicPartition(topic, partition)] = spec
+    request = {
+        TopicPartition(topic, partition): spec
+        for topic in topics
+        for partition in metadata.topics[topic].partitions
+    }
     futures = admin.list_offsets(request, request_timeout=timeout)
     return {f"{tp.topic}-{tp.partition}": fut.result(timeout=timeout).offset for tp, fut in futures.items()}
 

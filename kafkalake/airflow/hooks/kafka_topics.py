@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 
-from kafkalake.topics import TopicError
+from kafkalake.topics import list_offsets
 
 
 class KafkaTopicsHook(KafkaAdminClientHook):
@@ -23,26 +23,7 @@ class KafkaTopicsHook(KafkaAdminClientHook):
 
     def end_offsets(self, topics: Sequence[str], *, timeout: float = 30.0) -> dict[str, int]:
         """The offset the next record of each partition will get; a missing topic raises TopicError."""
-        from confluent_kafka import TopicPartition
-        from confluent_kafka.admin import OffsetSpec
-
-        admin = self.get_conn
-        metadata = admin.list_topics(timeout=timeout)
-        missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
-        if missing:
-            raise TopicError(
-                "; ".join(
-                    f"topic {t!r} does not exist on {self.bootstrap_servers()}: create it with `kafkalake topic create {t}`"
-                    for t in missing
-                )
-            )
-        request = {
-            TopicPartition(topic, partition): OffsetSpec.latest()
-            for topic in topics
-            for partition in metadata.topics[topic].partitions
-        }
-        futures = admin.list_offsets(request, request_timeout=timeout)
-        return {f"{tp.topic}-{tp.partition}": fut.result(timeout=timeout).offset for tp, fut in futures.items()}
+        return list_offsets(self.get_conn, topics, which="latest", timeout=timeout, where=self.bootstrap_servers())
 
     def check_stream(self, stream_name: str) -> dict[str, Any]:
         """A stream's topics exist; log their end offsets and how far its checkpoint is behind.
