@@ -41,8 +41,11 @@ def _env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def spark() -> Iterator[object]:
     """A plain local Spark session to read the landing zone the way Spark readers do."""
+    import logging
+
     from pyspark.sql import SparkSession
 
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its __del__ logs after pytest closed stderr
     session = (
         SparkSession.builder.master("local[1]").appName("kafkalake-test-reader")
         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate()
