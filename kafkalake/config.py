@@ -113,10 +113,6 @@ class Settings:
         return self.home / "spark_jobs"
 
     @property
-    def jvm_dir(self) -> Path:
-        return self.home / "jvm"
-
-    @property
     def run_dir(self) -> Path:
         """PID files of the processes kafkalake started."""
         return self.state_dir / "run"

@@ -89,11 +89,11 @@ def _required_fields(schema_json: str) -> tuple[str, ...]:
 
 def decode_plan(registry: Registry, subject: str, *, reader_version: int | None = None) -> DecodePlan:
     """Reader = the subject's latest version (or ``reader_version``); writers = all versions."""
+    import json
+
     from kafkalake.registry import compatibility_problems
 
     reader = registry.get(subject, reader_version) if reader_version else registry.latest(subject)
-    import json
-
     reader_doc = json.loads(reader.schema_json)
     if reader_doc.get("type") != "record":
         raise DecodePlanError(f"subject {subject!r}: the reader schema must be a record to become a table")

@@ -78,7 +78,7 @@ def acquire_driver_lock(folder: Path, stream: str) -> TextIO:
     return handle
 
 
-def kafka_source(spark: SparkSession, settings: Settings, stream: StreamConfig, *, available_now: bool) -> DataFrame:
+def kafka_source(spark: SparkSession, settings: Settings, stream: StreamConfig) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
@@ -238,7 +238,7 @@ def run_stream(
     reader_doc = json.loads(plan.reader.schema_json)
     record_name = reader_doc["name"].rsplit(".", 1)[-1]
     namespace = reader_doc.get("namespace") or (reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else "")
-    table = decode(kafka_source(spark, settings, stream, available_now=available_now), plan)
+    table = decode(kafka_source(spark, settings, stream), plan)
     restarts = 0
     try:
         while True:
