@@ -27,9 +27,14 @@ def _log_entries(path: Path) -> Iterable[dict]:
 
 def committed_files(sink: Path) -> list[Path]:
     """Data files committed by the sink's ``_spark_metadata`` log, oldest batch first."""
+    return list(committed_entries(sink))
+
+
+def committed_entries(sink: Path) -> dict[Path, int]:
+    """``{data file: size in bytes}`` as the sink's commit log lists them, oldest batch first."""
     meta = sink / "_spark_metadata"
     if not meta.is_dir():
-        return []
+        return {}
     batches: dict[int, Path] = {}
     compacts: dict[int, Path] = {}
     for entry in meta.iterdir():
@@ -39,10 +44,10 @@ def committed_files(sink: Path) -> list[Path]:
         elif name.endswith(".compact") and name[:-8].isdigit():
             compacts[int(name[:-8])] = entry
     if not batches and not compacts:
-        return []
+        return {}
     last = max([*batches, *compacts])
     start = max((c for c in compacts if c <= last), default=None)
-    files: dict[str, None] = {}
+    files: dict[str, int] = {}
     logs = ([compacts[start]] if start is not None else []) + [
         batches[b] for b in sorted(batches) if start is None or b > start
     ]
@@ -50,10 +55,10 @@ def committed_files(sink: Path) -> list[Path]:
         for entry in _log_entries(log):
             path = unquote(urlparse(entry["path"]).path)
             if entry.get("action", "add") == "add":
-                files[path] = None
+                files[path] = int(entry.get("size", 0))
             else:
                 files.pop(path, None)
-    return [Path(p) for p in files]
+    return {Path(p): size for p, size in files.items()}
 
 
 def read_landing(sink: Path, *, zone: str = "landing", columns: list[str] | None = None) -> pa.Table:

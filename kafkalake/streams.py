@@ -36,6 +36,22 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """How the compaction DAG treats this stream's tables (streams.yaml ``compaction:``)."""
+
+    #: output files per hour = ceil(landing bytes / target)
+    target_file_mb: int = 128
+    #: sort within each output file (compression, min/max pruning); empty = keep order
+    sort_by: tuple[str, ...] = ()
+    #: an hour is closed when the stream's committed progress passed its end + grace
+    grace_minutes: float = 10.0
+    #: landing files of a compacted hour are deleted this long after the hour ended
+    landing_retention_hours: float = 168.0
+    #: files replaced by a newer compaction stay this long for readers that listed them
+    reader_grace_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
 class StreamConfig:
     name: str
     topics: tuple[str, ...]
@@ -46,6 +62,7 @@ class StreamConfig:
     fail_on_data_loss: bool = True
     starting_offsets: str = "earliest"
     health: Health = field(default_factory=Health)
+    compaction: Compaction = field(default_factory=Compaction)
 
     @property
     def trigger_seconds(self) -> float:
@@ -96,7 +113,7 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
     if not isinstance(raw, dict):
         raise StreamConfigError(f"{where}: each stream is a mapping with name, topics, subject")
     known = {"name", "topics", "subject", "sink_format", "trigger", "max_offsets_per_trigger",
-             "fail_on_data_loss", "starting_offsets", "health"}
+             "fail_on_data_loss", "starting_offsets", "health", "compaction"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StreamConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -138,7 +155,31 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
     return StreamConfig(
         name=name, topics=topics, subject=subject, sink_formats=formats, trigger=trigger,
         max_offsets_per_trigger=mopt, fail_on_data_loss=fodl, starting_offsets=starting, health=health,
+        compaction=_parse_compaction(raw.get("compaction"), where),
     )
+
+
+def _parse_compaction(raw: Any, where: str) -> Compaction:
+    if raw is None:
+        return Compaction()
+    numbers = ("target_file_mb", "grace_minutes", "landing_retention_hours", "reader_grace_minutes")
+    if not isinstance(raw, dict) or set(raw) - {*numbers, "sort_by"}:
+        raise StreamConfigError(f"{where}: compaction takes {', '.join(numbers)} and sort_by")
+    values: dict[str, Any] = {}
+    for key in numbers:
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise StreamConfigError(f"{where}: compaction.{key} must be a non-negative number, not {value!r}")
+            values[key] = value
+    if values.get("target_file_mb", 1) < 1:
+        raise StreamConfigError(f"{where}: compaction.target_file_mb must be at least 1")
+    sort_by = raw.get("sort_by", [])
+    if isinstance(sort_by, str):
+        sort_by = [sort_by]
+    if not isinstance(sort_by, list) or not all(isinstance(c, str) and c for c in sort_by):
+        raise StreamConfigError(f"{where}: compaction.sort_by must be a list of column names")
+    return Compaction(**values, sort_by=tuple(sort_by))
 
 
 def load_streams(path: Path) -> dict[str, StreamConfig]:

@@ -127,3 +127,29 @@ def delete_records_before(bootstrap_servers: str, offsets: dict[str, int], timeo
         request.append(TopicPartition(topic, int(partition), offset))
     for future in admin.delete_records(request, request_timeout=timeout).values():
         future.result(timeout=timeout)
+
+
+def record_timestamps(bootstrap_servers: str, offsets: dict[str, int], timeout: float = 30.0) -> dict[str, float | None]:
+    """``{"topic-partition": timestamp (s) of the record at that offset}`` (None: no record yet).
+
+    A record deleted by retention answers with the next one still on the broker.
+    """
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    if not offsets:
+        return {}
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"kafkalake-probe-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    found: dict[str, float | None] = {}
+    try:
+        for tp, offset in offsets.items():
+            topic, _, partition = tp.rpartition("-")
+            consumer.assign([TopicPartition(topic, int(partition), offset)])
+            messages = consumer.consume(num_messages=1, timeout=timeout)
+            message = next((m for m in messages if m.error() is None), None)
+            found[tp] = message.timestamp()[1] / 1000.0 if message is not None else None
+    finally:
+        consumer.close()
+    return found

@@ -1,0 +1,525 @@
+"""Compaction: closed landing hours -> few large lake files, verified, published atomically.
+
+The seed notebook's answer to "files are too small" is ``repartition``; its attempt to clean
+the sink folder broke Spark (``_spark_metadata/9.compact doesn't exist``). Here the landing
+sink is only ever *read* (through Spark, so its commit log decides which files count), and the
+result goes to the lake zone (:mod:`kafkalake.lake`). A run has five phases, each journaled in
+``<lake>/_journal/<run>.json``:
+
+1. **plan** — per closed hour: landing files/bytes -> outputs = ceil(bytes / target);
+   hours whose source did not change since their last publish are skipped (idempotent);
+2. **write** — per hour ``repartition(n)`` (+ optional sort within files) into a new version
+   folder ``dt=…/hour=…/v=<run>``; the source's row count and checksum are observed in the
+   same pass (``DataFrame.observe``), so verification costs no second read of the small files;
+3. **verify** — the written files are read back: rows and the order-independent checksum must
+   equal the source's, or the run deletes its output and fails with both figures;
+4. **publish** — one atomic manifest replace makes all verified hours visible at once;
+5. **cleanup** — versions replaced more than the reader grace ago are deleted; landing files of
+   compacted hours past retention are deleted (the commit log keeps listing them; the read
+   path never opens landing files of a published hour).
+
+A crash (kill -9) anywhere leaves the manifest either old or new; the next run reads the
+journals left behind and deletes what the manifest does not reference (roll back) or keeps
+what it does (completed), then does its own work.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TextIO
+
+from kafkalake.config import Settings
+from kafkalake.lake import (Hour, LakeError, TablePaths, fingerprint, landing_hours, landing_schema, read_lake_files,
+                            read_landing_hours, read_manifest, table_columns, write_manifest)
+from kafkalake.streams import StreamConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+PHASES = ("plan", "write", "verify", "publish", "cleanup")
+FAULT_ENV = "KAFKALAKE_FAULT"
+MIB = 1024 * 1024
+
+
+class CompactionError(LakeError):
+    """A compaction run failed; nothing of it was published."""
+
+    exit_code = 7
+
+
+def fault(point: str) -> None:
+    """Crash injection for tests: ``KAFKALAKE_FAULT=compact:<phase>`` kills this process (-9) there."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+@dataclass
+class HourPlan:
+    hour: str  # key: 2026-11-24T05
+    files: int
+    bytes: int
+    outputs: int
+    action: str  # compact | skip
+    why: str
+    fingerprint: str
+    file_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class TablePlan:
+    table: str
+    fmt: str
+    closed_before: str
+    target_bytes: int
+    hours: list[HourPlan]
+
+    @property
+    def to_compact(self) -> list[HourPlan]:
+        return [h for h in self.hours if h.action == "compact"]
+
+    def describe(self) -> list[str]:
+        """The plan as an operator reads it (the dry run prints this)."""
+        lines = [f"table {self.table} ({self.fmt}): hours closed before {self.closed_before}, "
+                 f"target {self.target_bytes / MIB:g} MiB per file"]
+        for h in self.hours:
+            size = f"{h.files} files, {h.bytes / MIB:.1f} MiB"
+            if h.action == "compact":
+                lines.append(f"  {h.hour}  compact  {size} -> {h.outputs} file(s)")
+            else:
+                lines.append(f"  {h.hour}  skip     {size} ({h.why})")
+        if not self.hours:
+            lines.append("  no landing hours in range")
+        return lines
+
+
+def closed_before(settings: Settings, stream: StreamConfig, paths: TablePaths, *, limit: datetime | None = None) -> datetime:
+    """The end of the last hour compaction may touch: the stream's watermark minus grace.
+
+    ``limit`` can only lower it — except for a landing no stream has committed to (an import,
+    a benchmark), where ``limit`` is the operator's statement that those hours are complete.
+    """
+    from kafkalake.watermark import stream_watermark
+
+    mark = stream_watermark(settings, stream, paths.fmt)
+    if mark is None:
+        if limit is None:
+            raise LakeError(
+                f"stream {stream.name!r} has not committed a batch to its {paths.fmt} sink yet, so no hour is known "
+                f"to be closed; start it (`kafkalake stream run {stream.name}`) or pass --closed-before for a static landing"
+            )
+        return limit
+    mark -= timedelta(minutes=stream.compaction.grace_minutes)
+    return min(mark, limit) if limit else mark
+
+
+def plan_table(
+    stream: StreamConfig,
+    paths: TablePaths,
+    *,
+    closed_before: datetime,
+    first: Hour | None = None,
+    last: Hour | None = None,
+    target_mb: int | None = None,
+) -> TablePlan:
+    """What a run would do, hour by hour (pure file-system reads: the commit log and manifest)."""
+    target = int((target_mb or stream.compaction.target_file_mb) * MIB)
+    manifest = read_manifest(paths)
+    hours = []
+    for hour, files in sorted(landing_hours(paths).items()):
+        if (first and hour < first) or (last and hour > last):
+            continue
+        size = sum(files.values())
+        entry = manifest["hours"].get(hour.key)
+        fp = fingerprint(files)
+        outputs = max(1, math.ceil(size / target))
+        action, why = "compact", ""
+        if hour.end > closed_before:
+            action, why = "skip", "open: the stream may still write it"
+        elif entry and entry.get("source_fingerprint") == fp:
+            action, why = "skip", "compacted, unchanged since"
+        elif entry is None and len(files) <= 1:
+            action, why = "skip", "a single file: nothing to merge"
+        hours.append(HourPlan(hour.key, len(files), size, outputs, action, why, fp, sorted(files.values())))
+    return TablePlan(stream.name, paths.fmt, closed_before.isoformat(), target, hours)
+
+
+# --- checksums --------------------------------------------------------------------------------
+
+def checksum_exprs(columns: list[str]) -> list[Column]:
+    """Row count + an order-independent checksum: the sums of the two 32-bit halves of
+    ``xxhash64(row, null mask)`` (two sums cannot overflow below 2^31 rows; the null mask
+    tells ``(null, 1)`` from ``(1, null)``, which xxhash64 alone does not)."""
+    from pyspark.sql import functions as F
+
+    ordered = sorted(columns)
+    mask = F.concat(*[F.when(F.col(c).isNull(), F.lit("0")).otherwise(F.lit("1")) for c in ordered])
+    h = F.xxhash64(*[F.col(c) for c in ordered], mask)
+    return [
+        F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(h.bitwiseAND(F.lit(0xFFFFFFFF))), F.lit(0)).alias("lo"),
+        F.coalesce(F.sum(F.shiftrightunsigned(h, 32)), F.lit(0)).alias("hi"),
+    ]
+
+
+def checksum_of(row: Any) -> tuple[int, str]:
+    return int(row["rows"]), f"{int(row['lo']):x}-{int(row['hi']):x}"
+
+
+def table_checksum(df: DataFrame) -> tuple[int, str]:
+    """(rows, checksum) of any DataFrame of table rows — what verification compares."""
+    return checksum_of(df.agg(*checksum_exprs(df.columns)).first())
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def _new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("part-*") if p.is_file())
+
+
+def lock_table(paths: TablePaths) -> TextIO:
+    """One writer per table at a time (compaction, backfill, migration): an exclusive flock."""
+    paths.journal_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(paths.journal_dir / ".lock", "a+")  # noqa: SIM115 (held for the run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LakeError(f"another run is writing table {paths.name} ({paths.fmt}) right now; retry when it ends") from None
+    return handle
+
+
+def recover(paths: TablePaths, *, keep: str | None = None) -> list[str]:
+    """Finish or roll back runs that died: a version the manifest references stays (the run
+    got past publish), any other version folder of the run is deleted."""
+    if not paths.journal_dir.is_dir():
+        return []
+    notes = []
+    manifest = read_manifest(paths)
+    published_dirs = {entry["dir"] for entry in manifest["hours"].values()}
+    for tmp in paths.lake.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for journal in sorted(paths.journal_dir.glob("*.json")):
+        if journal.stem == keep:
+            continue
+        doc = json.loads(journal.read_text())
+        kept = rolled = 0
+        for info in doc.get("hours", {}).values():
+            if info["dir"] in published_dirs:
+                kept += 1
+            else:
+                shutil.rmtree(paths.lake / info["dir"], ignore_errors=True)
+                rolled += 1
+        notes.append(f"run {doc.get('run_id')} died in phase {doc.get('phase')}: "
+                     f"{kept} hour(s) were published (kept), {rolled} rolled back")
+        journal.unlink()
+    return notes
+
+
+@dataclass
+class HourResult:
+    hour: str
+    source_files: int
+    source_bytes: int
+    source_sizes: list[int]
+    rows: int = 0
+    checksum: str = ""
+    output_files: int = 0
+    output_bytes: int = 0
+    output_sizes: list[int] = field(default_factory=list)
+    dir: str = ""
+    seconds: float = 0.0
+
+
+class Compactor:
+    """One compaction (or backfill) run over one table, journaled phase by phase."""
+
+    def __init__(self, spark: SparkSession, stream: StreamConfig, paths: TablePaths, reader_json: str, *,
+                 run_id: str | None = None, progress: Callable[[str], None] = print) -> None:
+        self.spark = spark
+        self.stream = stream
+        self.paths = paths
+        self.reader_json = reader_json
+        self.run_id = run_id or _new_run_id()
+        self.say = progress
+        self.schema: StructType = landing_schema(spark, reader_json)
+        self.columns = table_columns(self.schema)
+        self.journal_path = paths.journal_dir / f"{self.run_id}.json"
+        self.journal: dict[str, Any] = {"run_id": self.run_id, "phase": "plan", "hours": {}}
+
+    def _phase(self, phase: str) -> None:
+        self.journal["phase"] = phase
+        _write_json_atomic(self.journal_path, self.journal)
+
+    def _check_sort(self) -> list[str]:
+        unknown = [c for c in self.stream.compaction.sort_by if c not in self.columns]
+        if unknown:
+            raise CompactionError(f"compaction.sort_by of {self.stream.name}: no column(s) {', '.join(unknown)} "
+                                  f"(columns: {', '.join(self.columns)})")
+        return list(self.stream.compaction.sort_by)
+
+    def _writer(self, df: DataFrame, out: Path) -> None:
+        writer = df.write.mode("errorifexists").format(self.paths.fmt)
+        if self.paths.fmt == "avro":
+            doc = json.loads(self.reader_json)
+            writer = (writer.option("recordName", doc["name"]).option("recordNamespace", doc.get("namespace", ""))
+                      .option("compression", "deflate"))
+        writer.save(str(out))
+
+    def write_hour(self, source: DataFrame, hour: Hour, outputs: int, result: HourResult) -> tuple[int, str]:
+        """Write one hour as a new version folder; returns the source's (rows, checksum),
+        observed during the write itself."""
+        from pyspark.sql import Observation
+
+        sort_by = self._check_sort()
+        rel = f"{hour.folder}/v={self.run_id}"
+        observation = Observation(f"source_{hour.key.replace('-', '_')}")
+        df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns)).repartition(outputs)
+        if sort_by:
+            df = df.sortWithinPartitions(*sort_by)
+        self.journal["hours"][hour.key] = {"dir": rel}
+        _write_json_atomic(self.journal_path, self.journal)  # before any byte is written: recoverable
+        self._writer(df, self.paths.lake / rel)
+        result.dir = rel
+        files = _data_files(self.paths.lake / rel)
+        result.output_sizes = [f.stat().st_size for f in files]
+        result.output_files, result.output_bytes = len(files), sum(result.output_sizes)
+        return checksum_of(observation.get)
+
+    def verify_hour(self, result: HourResult, expected: tuple[int, str]) -> None:
+        files = _data_files(self.paths.lake / result.dir)
+        got = table_checksum(read_lake_files(self.spark, self.paths.fmt, files, self.schema))
+        if got != expected:
+            raise CompactionError(
+                f"{self.paths.name} hour {result.hour}: output has {got[0]} rows, checksum {got[1]}; source has "
+                f"{expected[0]} rows, checksum {expected[1]} — nothing published"
+            )
+        result.rows, result.checksum = got
+
+    def run(self, hours: list[tuple[Hour, int, str, DataFrame, HourResult]], *, origin: str = "compaction") -> list[HourResult]:
+        """Write, verify and publish ``(hour, outputs, source fingerprint, source rows, result)``
+        items as one run. Any failure deletes this run's output and publishes nothing."""
+        self._phase("plan")
+        fault("compact:plan")
+        results: list[HourResult] = []
+        expected: dict[str, tuple[int, str]] = {}
+        try:
+            self._phase("write")
+            for i, (hour, outputs, _fp, source, result) in enumerate(hours):
+                started = time.monotonic()
+                self.say(f"  {hour.key}: writing {result.source_files} file(s) -> {outputs}")
+                expected[hour.key] = self.write_hour(source, hour, outputs, result)
+                result.seconds = time.monotonic() - started
+                results.append(result)
+                if i == 0:
+                    fault("compact:write")
+            self._phase("verify")
+            for result in results:
+                started = time.monotonic()
+                self.verify_hour(result, expected[result.hour])
+                result.seconds += time.monotonic() - started
+                self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
+            fault("compact:verify")
+        except BaseException as exc:
+            for info in self.journal["hours"].values():
+                shutil.rmtree(self.paths.lake / info["dir"], ignore_errors=True)
+            self.journal_path.unlink(missing_ok=True)
+            if isinstance(exc, CompactionError):
+                raise
+            if isinstance(exc, Exception):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CompactionError(f"{self.paths.name}: run {self.run_id} failed, nothing published: {first}") from exc
+            raise
+        self._phase("publish")
+        self.publish(results, {hour.key: fp for hour, _n, fp, _s, _r in hours}, origin=origin)
+        fault("compact:publish")
+        self._phase("cleanup")
+        return results
+
+    def publish(self, results: list[HourResult], fingerprints: dict[str, str], *, origin: str) -> None:
+        manifest = read_manifest(self.paths)
+        now = time.time()
+        for result in results:
+            old = manifest["hours"].get(result.hour)
+            if old:
+                manifest.setdefault("retired", []).append({"dir": old["dir"], "at": now})
+            manifest["hours"][result.hour] = {
+                "dir": result.dir,
+                "files": [p.name for p in _data_files(self.paths.lake / result.dir)],
+                "rows": result.rows, "checksum": result.checksum, "bytes": result.output_bytes,
+                "source_fingerprint": fingerprints[result.hour], "source_files": result.source_files,
+                "source_bytes": result.source_bytes, "run_id": self.run_id, "origin": origin, "published_at": now,
+            }
+        write_manifest(self.paths, manifest)
+
+    def cleanup(self, *, now: float | None = None) -> dict[str, int]:
+        """Delete replaced versions past the reader grace, and landing files of compacted hours
+        past retention; then close the journal."""
+        now = time.time() if now is None else now
+        policy = self.stream.compaction
+        manifest = read_manifest(self.paths)
+        removed_versions = removed_landing = 0
+        keep = []
+        for retired in manifest.get("retired", []):
+            if now - retired["at"] >= policy.reader_grace_minutes * 60:
+                shutil.rmtree(self.paths.lake / retired["dir"], ignore_errors=True)
+                removed_versions += 1
+            else:
+                keep.append(retired)
+        fault("compact:cleanup")
+        landing = landing_hours(self.paths)
+        changed = removed_versions > 0
+        for key, entry in manifest["hours"].items():
+            hour = Hour.parse(key)
+            files = landing.get(hour, {})
+            if entry.get("landing_removed") or not files or entry.get("source_fingerprint") != fingerprint(files):
+                continue
+            past_retention = now - hour.end.timestamp() >= policy.landing_retention_hours * 3600
+            past_grace = now - entry["published_at"] >= policy.reader_grace_minutes * 60
+            if past_retention and past_grace:
+                for path in files:
+                    path.unlink(missing_ok=True)
+                    removed_landing += 1
+                entry["landing_removed"] = True
+                changed = True
+        if changed:
+            manifest["retired"] = keep
+            write_manifest(self.paths, manifest)
+        self.journal_path.unlink(missing_ok=True)
+        return {"versions_removed": removed_versions, "landing_files_removed": removed_landing}
+
+
+def compact_table(
+    spark: SparkSession,
+    settings: Settings,
+    stream: StreamConfig,
+    paths: TablePaths,
+    *,
+    closed_before: datetime,
+    first: Hour | None = None,
+    last: Hour | None = None,
+    target_mb: int | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Plan, and unless ``dry_run`` compact, one table. Returns the run's report (JSON-able)."""
+    from kafkalake.registry import Registry
+
+    started = time.monotonic()
+    plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
+    for line in plan.describe():
+        progress(line)
+    report: dict[str, Any] = {"table": stream.name, "format": paths.fmt, "dry_run": dry_run,
+                              "plan": [asdict(h) for h in plan.hours], "closed_before": plan.closed_before,
+                              "target_bytes": plan.target_bytes, "hours": [], "recovered": []}
+    if dry_run:
+        report["seconds"] = round(time.monotonic() - started, 3)
+        return report
+    reader_json = Registry(settings.schemas_dir).latest(stream.subject).schema_json
+    lock = lock_table(paths)
+    try:
+        compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
+        report["run_id"] = compactor.run_id
+        report["recovered"] = recover(paths, keep=compactor.run_id)
+        for note in report["recovered"]:
+            progress(f"  recovered: {note}")
+        if report["recovered"]:  # a rolled-back run may have been half-way: plan again
+            plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
+        items = []
+        for h in plan.to_compact:
+            hour = Hour.parse(h.hour)
+            source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
+            items.append((hour, h.outputs, h.fingerprint, source,
+                          HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
+        results = compactor.run(items) if items else []
+        report["cleanup"] = compactor.cleanup()
+        report["hours"] = [asdict(r) for r in results]
+    finally:
+        lock.close()
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report.update(summarize(report))
+    return report
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """Totals an operator looks at: files and bytes before/after, rows, mean file size."""
+    hours = report.get("hours", [])
+    files_before = sum(h["source_files"] for h in hours)
+    files_after = sum(h["output_files"] for h in hours)
+    bytes_before = sum(h["source_bytes"] for h in hours)
+    bytes_after = sum(h["output_bytes"] for h in hours)
+    return {"totals": {
+        "hours_compacted": len(hours),
+        "hours_skipped": sum(1 for h in report.get("plan", []) if h["action"] == "skip"),
+        "files_before": files_before, "files_after": files_after,
+        "bytes_before": bytes_before, "bytes_after": bytes_after,
+        "rows": sum(h["rows"] for h in hours),
+        "mean_file_bytes_before": bytes_before / files_before if files_before else 0,
+        "mean_file_bytes_after": bytes_after / files_after if files_after else 0,
+    }}
+
+
+def report_dir(settings: Settings) -> Path:
+    return settings.state_dir / "reports" / "compaction"
+
+
+def run_compaction(
+    settings: Settings,
+    tables: list[str] | None,
+    *,
+    first: Hour | None = None,
+    last: Hour | None = None,
+    target_mb: int | None = None,
+    dry_run: bool = False,
+    closed_before_limit: datetime | None = None,
+    spark_factory: Callable[[], SparkSession] | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Compact the named tables (``name`` or ``name.avro``; all when empty): the job's body.
+
+    Spark starts only when some hour needs work, so a dry run or a no-op run stays cheap.
+    """
+    from kafkalake.lake import all_tables, resolve_table
+
+    if first and last and last < first:
+        raise LakeError(f"hour range is empty: {last.key} is before {first.key}")
+    chosen = [resolve_table(settings, t) for t in tables] if tables else all_tables(settings)
+    started = time.monotonic()
+    out: dict[str, Any] = {"dry_run": dry_run, "tables": [], "started_at": time.time()}
+    spark = None
+    for stream, paths in chosen:
+        cutoff = closed_before(settings, stream, paths, limit=closed_before_limit)
+        plan = plan_table(stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb)
+        if plan.to_compact and not dry_run and spark is None:
+            if spark_factory is None:
+                raise CompactionError("no Spark session factory given")
+            spark = spark_factory()
+        out["tables"].append(compact_table(
+            spark, settings, stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb,
+            dry_run=dry_run or not plan.to_compact, progress=progress,
+        ) | ({"dry_run": dry_run} if not plan.to_compact else {}))
+    out["seconds"] = round(time.monotonic() - started, 3)
+    return out

@@ -1,0 +1,356 @@
+"""The lake zone and THE read path of a table (ARCHITECTURE invariants 5-7).
+
+A table is one stream in one sink format. Its rows live in two places:
+
+* the **landing** sink (``$LAKE/landing/<fmt>/<table>``): Spark's file sink, many small files
+  per hour, committed by its ``_spark_metadata`` log — never modified by anyone but the stream;
+* the **lake** zone (``$LAKE/lake/<fmt>/<table>``): hours rewritten into few large files by
+  compaction (or backfill). Which files make up an hour is decided by one file,
+  ``_manifest.json``, replaced atomically (``os.replace``): a reader sees an hour either in the
+  lake (listed by the manifest) or in landing (not listed), never both, never neither.
+
+:func:`read_table` (Spark) and :func:`read_table_arrow` (pyarrow, DuckDB) return
+``lake hours ∪ landing hours not in the manifest``. Files of a published hour are only ever
+added under a new version folder (``dt=…/hour=…/v=<run>``); a replaced version is deleted after
+a reader grace period, and landing files only after the hour is in the lake and past
+retention — so a reader that listed the manifest a moment ago still finds its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from kafkalake.config import Settings
+from kafkalake.errors import KafkalakeError
+from kafkalake.ingest import LANDING, META_COLUMNS
+from kafkalake.landing import committed_entries
+from kafkalake.streams import FORMATS, StreamConfig, get_stream, load_streams, stream_paths
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+MANIFEST = "_manifest.json"
+HOUR_COLUMNS = ("dt", "hour")
+#: landing-only columns that are not part of a table row
+LANDING_ONLY = ("zone", "reason", "raw_key", "raw_value")
+_HOUR_DIR = re.compile(r"/zone=([^/]+)/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{1,2})/")
+
+
+class LakeError(KafkalakeError):
+    """The lake cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True, order=True)
+class Hour:
+    """One hour of Kafka (LogAppendTime) timestamps, UTC: the unit of compaction and backfill."""
+
+    dt: str  # yyyy-MM-dd
+    hour: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dt}T{self.hour:02d}"
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromisoformat(self.dt).replace(hour=self.hour, tzinfo=timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=1)
+
+    @property
+    def folder(self) -> str:
+        return f"dt={self.dt}/hour={self.hour}"
+
+    @classmethod
+    def of(cls, moment: datetime) -> Hour:
+        moment = moment.astimezone(timezone.utc)
+        return cls(moment.strftime("%Y-%m-%d"), moment.hour)
+
+    @classmethod
+    def parse(cls, text: str) -> Hour:
+        """``2026-11-24T05`` (a manifest key) or any ISO timestamp on a whole hour."""
+        try:
+            moment = datetime.fromisoformat(text if len(text) > 13 else f"{text}:00")
+        except ValueError:
+            raise LakeError(f"{text!r} is not an hour like 2026-11-24T05:00Z") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
+            raise LakeError(f"{text!r} is not on a whole hour (hours are the unit: use e.g. {moment:%Y-%m-%dT%H}:00Z)")
+        return cls.of(moment)
+
+
+@dataclass(frozen=True)
+class TablePaths:
+    name: str
+    fmt: str
+    landing: Path  # the stream's file sink (read only, through its commit log)
+    lake: Path  # compacted hours + _manifest.json + _journal/
+
+    @property
+    def manifest(self) -> Path:
+        return self.lake / MANIFEST
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.lake / "_journal"
+
+
+def table_formats(stream: StreamConfig) -> tuple[str, ...]:
+    return stream.sink_formats
+
+
+def table_paths(settings: Settings, stream: StreamConfig, fmt: str | None = None) -> TablePaths:
+    """Where table ``stream.name`` lives in format ``fmt`` (default: the stream's first format)."""
+    fmt = fmt or stream.sink_formats[0]
+    if fmt not in stream.sink_formats:
+        raise LakeError(
+            f"table {stream.name!r} has no {fmt} sink (sink_format in streams.yaml: {', '.join(stream.sink_formats)})"
+        )
+    landing = stream_paths(settings, stream).landing[fmt]
+    return TablePaths(stream.name, fmt, landing, settings.lake_root / "lake" / fmt / stream.name)
+
+
+def resolve_table(settings: Settings, name: str, fmt: str | None = None) -> tuple[StreamConfig, TablePaths]:
+    """A table name (= stream name, optionally ``name.avro``) -> its stream and paths."""
+    if fmt is None and "." in name:
+        name, fmt = name.rsplit(".", 1)
+    if fmt is not None and fmt not in FORMATS:
+        raise LakeError(f"format {fmt!r} must be one of {', '.join(FORMATS)}")
+    stream = get_stream(settings, name)
+    return stream, table_paths(settings, stream, fmt)
+
+
+def all_tables(settings: Settings) -> list[tuple[StreamConfig, TablePaths]]:
+    return [(s, table_paths(settings, s, f)) for s in load_streams(settings.streams_file).values() for f in s.sink_formats]
+
+
+# --- the manifest ---------------------------------------------------------------------------
+
+def read_manifest(paths: TablePaths) -> dict[str, Any]:
+    """The table's manifest (an empty one before the first publish)."""
+    try:
+        doc = json.loads(paths.manifest.read_text())
+    except FileNotFoundError:
+        return {"version": 1, "table": paths.name, "format": paths.fmt, "hours": {}, "retired": []}
+    except json.JSONDecodeError as exc:
+        raise LakeError(f"{paths.manifest} is not valid JSON ({exc}); restore it from the journal or backup") from None
+    return doc
+
+
+def write_manifest(paths: TablePaths, doc: dict[str, Any]) -> None:
+    """Atomic: write a temp file, fsync, rename over the manifest, fsync the folder."""
+    paths.lake.mkdir(parents=True, exist_ok=True)
+    doc = {**doc, "updated_at": time.time()}
+    tmp = paths.lake / f".{MANIFEST}.{os.getpid()}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(doc, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, paths.manifest)
+    fd = os.open(paths.lake, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def lake_files(paths: TablePaths, manifest: dict[str, Any] | None = None) -> dict[str, list[Path]]:
+    """``{hour key: [files]}`` of the hours the manifest publishes."""
+    manifest = read_manifest(paths) if manifest is None else manifest
+    return {key: [paths.lake / entry["dir"] / f for f in entry["files"]] for key, entry in manifest["hours"].items()}
+
+
+# --- the landing sink, per hour ---------------------------------------------------------------
+
+def landing_hours(paths: TablePaths, zone: str = LANDING) -> dict[Hour, dict[Path, int]]:
+    """Committed landing files per hour: ``{Hour: {file: size}}`` (from the commit log)."""
+    hours: dict[Hour, dict[Path, int]] = {}
+    for path, size in committed_entries(paths.landing).items():
+        match = _HOUR_DIR.search(str(path))
+        if match and match.group(1) == zone:
+            hours.setdefault(Hour(match.group(2), int(match.group(3))), {})[path] = size
+    return hours
+
+
+def fingerprint(files: dict[Path, int]) -> str:
+    """Identity of an hour's source: its committed file names and sizes (the log never reuses names)."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=str):
+        digest.update(f"{path.name}:{files[path]}\n".encode())
+    return digest.hexdigest()
+
+
+# --- table schema -----------------------------------------------------------------------------
+
+def landing_schema(spark: SparkSession, reader_json: str) -> StructType:
+    """The landing sink's full schema, stated rather than inferred.
+
+    Inference would open "a" data file of the sink — possibly one housekeeping deleted
+    (a compacted hour). Stating it also makes files written before a schema change read with
+    the new columns as null.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+    from pyspark.sql.types import (BinaryType, IntegerType, LongType, StringType, StructField, StructType,
+                                   TimestampType)
+
+    record = spark.range(0).select(from_avro(F.lit(None).cast("binary"), reader_json).alias("r")).schema["r"].dataType
+    meta = {
+        "schema_id": IntegerType(), "schema_version": IntegerType(), "topic": StringType(), "partition": IntegerType(),
+        "offset": LongType(), "timestamp": TimestampType(), "reason": StringType(), "raw_key": BinaryType(),
+        "raw_value": BinaryType(), "zone": StringType(), "dt": StringType(), "hour": IntegerType(),
+    }
+    fields = [StructField(f.name, f.dataType, True) for f in record.fields]
+    return StructType(fields + [StructField(name, kind, True) for name, kind in meta.items()])
+
+
+def table_columns(schema: StructType) -> list[str]:
+    """A table row's columns: the reader schema's fields, the Kafka metadata, dt and hour."""
+    return [f.name for f in schema.fields if f.name not in LANDING_ONLY]
+
+
+def _reader_json(settings: Settings, stream: StreamConfig) -> str:
+    from kafkalake.registry import Registry
+
+    return Registry(settings.schemas_dir).latest(stream.subject).schema_json
+
+
+def read_landing_hours(spark: SparkSession, paths: TablePaths, schema: StructType,
+                       hours: Iterable[Hour] | None = None, exclude: Iterable[str] = ()) -> DataFrame:
+    """Landing rows of ``hours`` (all when None) minus the hour keys in ``exclude``, as table rows.
+
+    Reads through Spark's file-sink index, so the commit log decides which files count;
+    the hour filter only touches partition columns, so Spark prunes files before opening any.
+    """
+    from pyspark.sql import functions as F
+
+    reader = spark.read.schema(schema).format(paths.fmt)
+    if paths.fmt == "avro":
+        reader = reader.option("ignoreExtension", "true")
+    df = reader.load(str(paths.landing)).where(F.col("zone") == LANDING)
+    key = F.format_string("%sT%02d", F.col("dt"), F.col("hour"))
+    if hours is not None:
+        wanted = sorted({h.key for h in hours})
+        df = df.where(key.isin(wanted) if wanted else F.lit(False))
+    excluded = sorted(set(exclude))
+    if excluded:
+        df = df.where(~key.isin(excluded))
+    return df.select(*table_columns(schema))
+
+
+def read_lake_files(spark: SparkSession, fmt: str, files: list[Path], schema: StructType) -> DataFrame:
+    """Lake files (which carry dt/hour as columns) as table rows of ``schema``'s table columns."""
+    from pyspark.sql import functions as F
+
+    columns = table_columns(schema)
+    wanted = [f for f in schema.fields if f.name in columns]
+    from pyspark.sql.types import StructType as _StructType
+
+    df = spark.read.schema(_StructType(wanted)).format(fmt).load([str(f) for f in files])
+    return df.select(*[F.col(c) for c in columns])
+
+
+def read_table(spark: SparkSession, name: str, *, fmt: str | None = None, settings: Settings | None = None) -> DataFrame:
+    """THE read path: every row of table ``name`` exactly once — lake hours ∪ landing hours not
+    yet compacted. Consistent while compaction, backfill or migration run: the manifest is read
+    once, and nothing it or the landing log lists is deleted within the reader grace period.
+
+    Columns: the subject's latest reader schema (older rows get null/default for newer fields),
+    ``schema_id, schema_version, topic, partition, offset, timestamp, dt, hour``.
+    """
+    from kafkalake.config import get_settings
+
+    settings = settings or get_settings()
+    stream, paths = resolve_table(settings, name, fmt)
+    schema = landing_schema(spark, _reader_json(settings, stream))
+    manifest = read_manifest(paths)
+    published = lake_files(paths, manifest)
+    frames = []
+    if paths.landing.exists():
+        frames.append(read_landing_hours(spark, paths, schema, exclude=published))
+    files = [f for fs in published.values() for f in fs]
+    if files:
+        frames.append(read_lake_files(spark, paths.fmt, files, schema))
+    if not frames:
+        return spark.createDataFrame([], schema).select(*table_columns(schema))
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def read_table_arrow(name: str, *, fmt: str | None = None, settings: Settings | None = None,
+                     columns: list[str] | None = None) -> pa.Table:
+    """The same rows as :func:`read_table`, without a JVM (pyarrow; DuckDB reads the result).
+
+    Parquet tables only (Avro: read the files :func:`table_files` lists with fastavro).
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from kafkalake.config import get_settings
+
+    settings = settings or get_settings()
+    _stream, paths = resolve_table(settings, name, fmt)
+    if paths.fmt != "parquet":
+        raise LakeError(f"read_table_arrow reads Parquet tables; {name} is {paths.fmt}: use table_files + fastavro")
+    landing, lake = table_files(paths)
+    parts = []
+    if landing:
+        table = ds.dataset([str(f) for f in landing], format="parquet", partitioning="hive",
+                           partition_base_dir=str(paths.landing)).to_table()
+        parts.append(_normalized(table.select([c for c in table.column_names if c not in LANDING_ONLY])))
+    if lake:
+        parts.append(_normalized(ds.dataset([str(f) for f in lake], format="parquet").to_table()))
+    if not parts:
+        return pa.table({})
+    out = pa.concat_tables(parts, promote_options="permissive")
+    return out.select(columns) if columns else out
+
+
+def _normalized(table: pa.Table) -> pa.Table:
+    """One arrow type per column whoever wrote the file (Spark INT96 vs. micros, hive dt)."""
+    import pyarrow as pa
+
+    wanted = {"dt": pa.string(), "hour": pa.int32(), "timestamp": pa.timestamp("us", tz="UTC")}
+    for name, kind in wanted.items():
+        if name in table.column_names and table.schema.field(name).type != kind:
+            table = table.set_column(table.column_names.index(name), name, table[name].cast(kind))
+    return table
+
+
+def table_files(paths: TablePaths) -> tuple[list[Path], list[Path]]:
+    """(landing files of hours not in the lake, lake files): every file a reader must read, once."""
+    manifest = read_manifest(paths)
+    published = lake_files(paths, manifest)
+    landing = [f for hour, files in landing_hours(paths).items() if hour.key not in published for f in files]
+    return landing, [f for files in published.values() for f in files]
+
+
+def table_checksum_arrow(table: pa.Table) -> tuple[int, str]:
+    """(rows, order-independent digest) of a pyarrow table — an independent check for tests/tools."""
+    import pyarrow.compute as pc  # noqa: F401
+
+    rows = table.to_pylist()
+    digest = 0
+    for row in rows:
+        canonical = json.dumps({k: row[k] for k in sorted(row)}, default=str, sort_keys=True)
+        digest = (digest + int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")) % (1 << 64)
+    return len(rows), f"{digest:016x}"
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
