@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
@@ -379,6 +380,45 @@ def _print_streams(settings: Settings) -> None:
         rate = sum(q.get("rows_per_second", 0.0) for q in queries)
         _say(f"{stream.name:14} {doc.get('state', '?'):9} {batch:>6} {rows:>9,} {rate:>9,.0f} "
              f"{doc.get('lag', 0):>9,} {str(doc.get('last_progress') or '-'):21} {doc.get('error') or ''}")
+
+
+@app.command("compact")
+def compact(
+    tables: Optional[List[str]] = typer.Argument(None, help="tables (stream names; name.avro for an Avro sink); default all"),
+    first: Optional[str] = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
+    last: Optional[str] = typer.Option(None, "--to", help="last hour (inclusive)"),
+    target_mb: Optional[int] = typer.Option(None, "--target-mb", min=1, help="target output file size in MiB"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, change nothing"),
+    closed_before: Optional[str] = typer.Option(None, "--closed-before", help="only hours ending before this (ISO)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (a PNG histogram goes beside it)"),
+) -> None:
+    """Compact closed landing hours into the lake zone (spark_jobs/compact.py), verified and atomic."""
+    import time as _time
+
+    from kafkalake import compaction_report
+    from kafkalake.compaction import report_dir
+    from kafkalake.lake import Hour
+    from kafkalake.spark_submit import run_job
+
+    settings = _settings()
+    for value in (first, last):
+        if value:
+            Hour.parse(value)  # a clear error before Spark starts
+    report = report or report_dir(settings) / f"{_time.strftime('%Y%m%dT%H%M%S')}.json"
+    args = [*(tables or []), "--report", str(report)]
+    args += ["--from", first] if first else []
+    args += ["--to", last] if last else []
+    args += ["--target-mb", str(target_mb)] if target_mb else []
+    args += ["--closed-before", closed_before] if closed_before else []
+    args += ["--dry-run"] if dry_run else []
+    result = run_job(settings, "compact", args)
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
+    run = compaction_report.load(report)
+    for line in compaction_report.summary_lines(run):
+        _say(line)
+    if not dry_run:
+        _say(f"report: {report}  histogram: {compaction_report.render_png(run, report.with_suffix('.png'))}")
 
 
 @spark_app.command(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from kafkalake import jvm
-from kafkalake.config import Settings
+from kafkalake.config import LOOPBACK, Settings
 from kafkalake.errors import SetupError
 from kafkalake.streams import StreamConfig
 
@@ -27,6 +27,15 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
+
+
+def job_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """DEFAULT_CONF + the driver's log4j config (warnings only) + ``extra``."""
+    conf = {**DEFAULT_CONF, **(extra or {})}
+    log4j = settings.home / "jvm" / "log4j2-spark.properties"
+    if log4j.is_file() and "log4j2.configurationFile" not in conf["spark.driver.extraJavaOptions"]:
+        conf["spark.driver.extraJavaOptions"] += f" -Dlog4j2.configurationFile={log4j.as_uri()}"
+    return conf
 
 
 def stream_conf(stream: StreamConfig) -> dict[str, str]:
@@ -56,6 +65,8 @@ def job_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[s
     env = dict(os.environ if base is None else base)
     env.update(settings.to_env())
     env.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        env.setdefault("SPARK_LOCAL_IP", LOOPBACK)  # one machine: no "resolves to a loopback address" warning
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.home), env.get("PYTHONPATH", "")]))
     return env
@@ -79,7 +90,7 @@ def spark_submit_argv(
         "--name", name or f"kafkalake-{application.stem}",
         "--jars", jvm.spark_jars_arg(settings),
     ]
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    for key, value in job_conf(settings, conf).items():
         argv += ["--conf", f"{key}={value}"]
     return [*argv, str(application), *job_args]
 

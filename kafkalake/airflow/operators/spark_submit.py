@@ -31,14 +31,14 @@ class KafkalakeSparkSubmitOperator(SparkSubmitOperator):
     def execute(self, context: Context) -> None:
         from kafkalake import jvm
         from kafkalake.config import get_settings
-        from kafkalake.spark_submit import DEFAULT_CONF, job_env, job_path
+        from kafkalake.spark_submit import job_conf, job_env, job_path
 
         settings = get_settings()
         # an optional flag that Jinja rendered as "" must not reach the job as an argument
         self.application_args = [arg for arg in (self.application_args or []) if arg != ""]
         self.application = str(job_path(settings, self.job))
         self.jars = jvm.spark_jars_arg(settings)
-        self.conf = {**DEFAULT_CONF, **(self.conf or {})}
+        self.conf = job_conf(settings, self.conf)
         job_environment = job_env(settings, base={})
         self.env_vars = {**job_environment, **(self.env_vars or {})}
         self._hook = None  # rebuild the hook with the values above
