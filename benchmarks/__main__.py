@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import ingest_bench, latency_bench, producer_bench
+from benchmarks import compaction_bench, ingest_bench, latency_bench, producer_bench
 
-BENCHMARKS = {"producer": producer_bench.main, "ingest": ingest_bench.main, "latency": latency_bench.main}
+BENCHMARKS = {"producer": producer_bench.main, "ingest": ingest_bench.main, "latency": latency_bench.main,
+              "compaction": compaction_bench.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -523,3 +523,48 @@ def run_compaction(
         ) | ({"dry_run": dry_run} if not plan.to_compact else {}))
     out["seconds"] = round(time.monotonic() - started, 3)
     return out
+
+
+def dag_job_args(
+    settings: Settings,
+    params: dict[str, Any],
+    *,
+    run_id: str,
+    run_type: str,
+    interval: tuple[datetime | None, datetime | None] = (None, None),
+) -> dict[str, Any]:
+    """The compaction DAG's params -> the job's arguments and report path, validated.
+
+    Hours come from the params; else a backfill run (``airflow backfill create``) covers its
+    data interval; else (scheduled, manual) every closed hour — each run is idempotent, so a
+    scheduled run also catches up anything an earlier one missed.
+    """
+    import re
+
+    from kafkalake.lake import resolve_table
+
+    table = str(params.get("table") or "all")
+    tables = [] if table == "all" else [table]
+    for name in tables:
+        resolve_table(settings, name)  # unknown table / format: one clear line
+    first = Hour.parse(params["hour_from"]) if params.get("hour_from") else None
+    last = Hour.parse(params["hour_to"]) if params.get("hour_to") else None
+    if first is None and last is None and run_type == "backfill" and interval[0] and interval[1]:
+        first = Hour.of(interval[0])
+        last = Hour.of(interval[1] - timedelta(hours=1))
+        if last < first:
+            last = first
+    if first and last and last < first:
+        raise LakeError(f"hour_to {last.key} is before hour_from {first.key}")
+    target = params.get("target_mb")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 1):
+        raise LakeError(f"target_mb must be a whole number of MiB >= 1, not {target!r}")
+    safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
+    report = report_dir(settings) / f"{safe_run}.json"
+    args = [*tables, "--report", str(report)]
+    args += ["--from", first.start.isoformat()] if first else []
+    args += ["--to", last.start.isoformat()] if last else []
+    args += ["--target-mb", str(target)] if target else []
+    args += ["--dry-run"] if params.get("dry_run") else []
+    return {"args": args, "report": str(report), "tables": tables or "all",
+            "hours": [first.key if first else None, last.key if last else None]}

@@ -30,6 +30,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "KAFKALAKE_AIRFLOW_HOME": ("airflow_home", "AIRFLOW_HOME of the local Airflow"),
     "KAFKALAKE_AIRFLOW_HOST": ("airflow_host", "address the local Airflow api-server binds"),
     "KAFKALAKE_AIRFLOW_PORT": ("airflow_port", "port of the local Airflow UI / API"),
+    "KAFKALAKE_COMPACTION_SCHEDULE": ("compaction_schedule", "schedule of the compaction DAG (cron or preset)"),
 }
 
 
@@ -59,6 +60,7 @@ class Settings:
     airflow_home: Path = Path()
     airflow_host: str = "127.0.0.1"
     airflow_port: int = 8080
+    compaction_schedule: str = "@hourly"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +91,7 @@ class Settings:
             airflow_home=Path(get("KAFKALAKE_AIRFLOW_HOME") or state_dir / "airflow").resolve(),
             airflow_host=get("KAFKALAKE_AIRFLOW_HOST") or "127.0.0.1",
             airflow_port=airflow_port,
+            compaction_schedule=get("KAFKALAKE_COMPACTION_SCHEDULE") or "@hourly",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

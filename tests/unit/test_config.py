@@ -34,6 +34,7 @@ def test_every_variable_overrides_its_field(tmp_path: Path) -> None:
         "KAFKALAKE_AIRFLOW_HOME": str(tmp_path / "af"),
         "KAFKALAKE_AIRFLOW_HOST": "0.0.0.0",
         "KAFKALAKE_AIRFLOW_PORT": "18080",
+        "KAFKALAKE_COMPACTION_SCHEDULE": "15 * * * *",
     }
     assert set(env) == set(ENV_VARS)
     s = Settings.from_env(env)

@@ -34,8 +34,12 @@ class KafkalakeSparkSubmitOperator(SparkSubmitOperator):
         from kafkalake.spark_submit import job_conf, job_env, job_path
 
         settings = get_settings()
-        # an optional flag that Jinja rendered as "" must not reach the job as an argument
-        self.application_args = [arg for arg in (self.application_args or []) if arg != ""]
+        # an optional flag that Jinja rendered as "" must not reach the job as an argument;
+        # an argument that rendered (natively) as a list is spread into several
+        args: list[str] = []
+        for arg in self.application_args or []:
+            args.extend(str(a) for a in arg) if isinstance(arg, (list, tuple)) else args.append(str(arg))
+        self.application_args = [arg for arg in args if arg != ""]
         self.application = str(job_path(settings, self.job))
         self.jars = jvm.spark_jars_arg(settings)
         self.conf = job_conf(settings, self.conf)

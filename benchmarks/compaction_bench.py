@@ -1,0 +1,396 @@
+"""Compaction: kafkalake's compaction vs a naive Spark rewrite, same data, same run; and what
+compacting buys a reader (the same aggregate query before and after).
+
+The lake: :func:`kafkalake.lakegen.generate_landing` writes a Spark-file-sink-shaped landing
+(Parquet, ``zone=landing/dt=/hour=``, ``_spark_metadata`` commit log) of 10 closed hours x 500
+files x 4,200 fridge rows: 5,000 files of ~105 KB, ~525 MB, 21 M rows (``--records`` changes
+the rows and so the files per hour; the figures are then below the issue's scale). The table
+(a temp ``streams.yaml``) keeps the default compaction policy: 128 MiB target files, no
+``sort_by``, 168 h landing retention — so the landing files survive compaction and every round
+compacts the same source. Everything runs in one in-process Spark session on ``local[2]`` with
+the project's ``DEFAULT_CONF`` and jars, in a temp folder deleted at the end.
+
+Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
+
+* naive: ``spark.read.parquet(landing)`` (the sink's commit log decides the files) filtered to
+  ``zone='landing'``, the table's columns, ``.repartition(n)``, ``.write.parquet(scratch)`` with
+  n = ceil(landing bytes / 128 MiB) — one job over everything, the issue's (and the seed
+  notebook's) ``read -> repartition(n) -> write``. It is the cheapest rewrite that yields files
+  of the target size: no per-hour jobs, no checksums, no read-back, no manifest. (Its output
+  is not laid out by hour, which the lake needs; that layout is part of what kafkalake pays.)
+* kafkalake: :func:`kafkalake.compaction.compact_table` (plan, per-hour repartition + write
+  with the source checksum observed in the same pass, read-back verification, atomic manifest
+  publish, cleanup) into an empty lake folder.
+
+Rounds alternate naive, kafkalake | kafkalake, naive so JIT and page-cache warm-up is shared;
+the "before" queries run first and warm the JVM and the page cache for both. Compaction of a
+landing is a no-op the second time, so round 2 deletes the lake folder first (the landing is
+untouched). Figure: median (= mean of 2) seconds per contender. Goal (issue 5): kafkalake
+>= 0.8x the naive MB/s while verifying and publishing atomically.
+
+Reading: the same aggregate, ``name, count(*), count(temperature), avg(temperature) GROUP BY
+name`` (5,000 groups over every row), before compaction (5,000 landing files) and after
+(the lake files), by
+
+* DuckDB: ``read_parquet([...])`` over :func:`kafkalake.lake.table_files` (the read path's
+  file list; resolving it is inside the clock);
+* Spark: ``read_table(spark, name).groupBy("name").agg(...).collect()`` (THE read path).
+
+Median of 3 runs each. Goal (issue 5): >= 5x faster after, for both engines. Checks: the
+aggregates before and after are equal (counts exactly, averages within 1e-9 relative), and the
+table's rows are equal before and after (count and an order-independent DuckDB hash sum over
+every table column, independent of kafkalake's own Spark checksum). File counts and mean file
+sizes before/after are reported, with kafkalake's per-phase seconds (write incl. the observed
+source checksum, read-back verification, the rest = plan + publish + cleanup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from benchmarks.ingest_bench import terminate_as_exit
+from benchmarks.platform import results_dir
+from kafkalake.config import Settings, get_settings
+
+HOURS = 10
+FILES_PER_HOUR = 500
+ROWS_PER_FILE = 4_200  # ~105 KB of snappy Parquet per file
+TABLE = "bench_compaction"
+TARGET_MB = 128
+QUERY_RUNS = 3
+ROUNDS = 2
+GOAL_RATIO = 0.8
+GOAL_SPEEDUP = 5.0
+MIN_FILES = 5_000
+MIN_BYTES = 500_000_000
+MB = 1_000_000
+REL_TOL = 1e-9
+
+#: the table's columns as DuckDB hashes them: one type per column whoever wrote the file
+#: (hive-typed dt/hour in landing paths vs. Spark-written columns; INT96 vs. micros)
+_HASH_COLUMNS = ("name", "action", "sendtime::BIGINT", "temperature::DOUBLE", "schema_id::BIGINT",
+                 "schema_version::BIGINT", "topic", '"partition"::BIGINT', '"offset"::BIGINT',
+                 'epoch_us("timestamp")', "dt::VARCHAR", "hour::BIGINT")
+_AGG_SQL = ("SELECT name, count(*) AS n, count(temperature) AS with_temp, avg(temperature) AS avg_temp "
+            "FROM read_parquet({files}, hive_partitioning = false) GROUP BY name")
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _bench_settings(root: Path) -> Settings:
+    """A temp streams.yaml with one table on the fridge subject, default compaction policy."""
+    streams_file = root / "streams.yaml"
+    streams_file.write_text(json.dumps({"streams": [{
+        "name": TABLE, "topics": ["bench-compaction"], "subject": "fridge", "sink_format": "parquet",
+        "compaction": {"target_file_mb": TARGET_MB, "landing_retention_hours": 168, "reader_grace_minutes": 10},
+    }]}))  # JSON is YAML
+    return get_settings().with_overrides(streams_file=streams_file, lake_root=root / "lake", state_dir=root / "state")
+
+
+def _spark_session(settings: Settings):  # noqa: ANN202
+    from pyspark.sql import SparkSession
+
+    from kafkalake import jvm
+    from kafkalake.spark_submit import DEFAULT_CONF
+
+    builder = (SparkSession.builder.appName("kafkalake-bench-compaction").master("local[2]")
+               .config("spark.jars", jvm.spark_jars_arg(settings)).config("spark.ui.enabled", "false"))
+    for key, value in DEFAULT_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("part-*") if p.is_file())
+
+
+def _files_summary(files: list[Path]) -> dict[str, Any]:
+    sizes = [f.stat().st_size for f in files]
+    return {"files": len(sizes), "bytes": sum(sizes), "mean_file_bytes": round(sum(sizes) / len(sizes)) if sizes else 0}
+
+
+# --------------------------------------------------------------------------- the rewrites
+
+
+def _run_naive(spark, paths, columns: list[str], outputs: int, scratch: Path) -> dict[str, Any]:  # noqa: ANN001
+    from pyspark.sql import functions as F
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    started = time.perf_counter()
+    (spark.read.parquet(str(paths.landing)).where(F.col("zone") == "landing").select(*columns)
+     .repartition(outputs).write.parquet(str(scratch)))
+    seconds = time.perf_counter() - started
+    out = {"seconds": round(seconds, 3), "outputs": outputs, **_files_summary(_data_files(scratch))}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+@contextlib.contextmanager
+def _phase_clock() -> Iterator[dict[str, float]]:
+    """Seconds spent in Compactor.write_hour and .verify_hour during the block (wrapped, not changed)."""
+    from kafkalake.compaction import Compactor
+
+    spent = {"write": 0.0, "verify": 0.0}
+    originals = {"write": Compactor.write_hour, "verify": Compactor.verify_hour}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    Compactor.write_hour = timed("write", originals["write"])  # type: ignore[method-assign]
+    Compactor.verify_hour = timed("verify", originals["verify"])  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        Compactor.write_hour = originals["write"]  # type: ignore[method-assign]
+        Compactor.verify_hour = originals["verify"]  # type: ignore[method-assign]
+
+
+def _run_kafkalake(spark, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
+    from kafkalake.compaction import compact_table
+
+    shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
+    with _phase_clock() as phases:
+        started = time.perf_counter()
+        report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc),
+                               progress=lambda _line: None)
+        seconds = time.perf_counter() - started
+    totals = report["totals"]
+    if totals["hours_compacted"] == 0:
+        raise RuntimeError(f"compaction did nothing: {json.dumps(report['plan'][:3])}")
+    rest = seconds - phases["write"] - phases["verify"]
+    return {"seconds": round(seconds, 3), "report_seconds": report["seconds"], "totals": totals,
+            "phase_seconds": {"write": round(phases["write"], 3), "verify": round(phases["verify"], 3),
+                              "plan_publish_cleanup": round(rest, 3)},
+            "cleanup": report.get("cleanup")}
+
+
+# --------------------------------------------------------------------------- the reads
+
+
+def _duckdb_query(paths) -> tuple[float, list[tuple]]:  # noqa: ANN001
+    import duckdb
+
+    from kafkalake.lake import table_files
+
+    started = time.perf_counter()
+    landing, lake = table_files(paths)
+    files = [str(f) for f in landing + lake]
+    with duckdb.connect() as con:
+        rows = con.execute(_AGG_SQL.format(files=_sql_list(files))).fetchall()
+    return time.perf_counter() - started, rows
+
+
+def _spark_query(spark, settings: Settings) -> tuple[float, list[tuple]]:  # noqa: ANN001
+    from pyspark.sql import functions as F
+
+    from kafkalake.lake import read_table
+
+    started = time.perf_counter()
+    rows = (read_table(spark, TABLE, settings=settings).groupBy("name")
+            .agg(F.count(F.lit(1)).alias("n"), F.count("temperature").alias("with_temp"),
+                 F.avg("temperature").alias("avg_temp")).collect())
+    seconds = time.perf_counter() - started
+    return seconds, [tuple(r) for r in rows]
+
+
+def _sql_list(files: list[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+
+
+def _queries(spark, settings: Settings, paths, label: str) -> dict[str, Any]:  # noqa: ANN001
+    out: dict[str, Any] = {}
+    for engine, run in (("duckdb", lambda: _duckdb_query(paths)), ("spark", lambda: _spark_query(spark, settings))):
+        times, result = [], None
+        for i in range(QUERY_RUNS):
+            seconds, rows = run()
+            times.append(seconds)
+            result = rows if result is None else result
+            print(f"    {label:6} {engine:6} run {i + 1}: {seconds:6.2f}s ({len(rows):,} groups)", flush=True)
+        out[engine] = {"seconds": [round(t, 3) for t in times], "median": round(statistics.median(times), 3),
+                       "result": sorted(result)}
+    return out
+
+
+def _same_aggregates(a: list[tuple], b: list[tuple]) -> bool:
+    if len(a) != len(b):
+        return False
+    for (name_a, n_a, t_a, avg_a), (name_b, n_b, t_b, avg_b) in zip(a, b):
+        if (name_a, n_a, t_a) != (name_b, n_b, t_b):
+            return False
+        if (avg_a is None) != (avg_b is None):
+            return False
+        if avg_a is not None and not math.isclose(avg_a, avg_b, rel_tol=REL_TOL, abs_tol=1e-12):
+            return False
+    return True
+
+
+def _table_digest(paths) -> dict[str, Any]:  # noqa: ANN001
+    """(rows, sum of per-row hashes) of the table the read path sees, in DuckDB."""
+    import duckdb
+
+    from kafkalake.lake import table_files
+
+    landing, lake = table_files(paths)
+    digest = {"rows": 0, "hash_sum": 0, "landing_files": len(landing), "lake_files": len(lake)}
+    with duckdb.connect() as con:
+        for files, hive in ((landing, True), (lake, False)):
+            if not files:
+                continue
+            rows, total = con.execute(
+                f"SELECT count(*), coalesce(sum(hash({', '.join(_HASH_COLUMNS)})::HUGEINT), 0) "
+                f"FROM read_parquet({_sql_list([str(f) for f in files])}, hive_partitioning={str(hive).lower()})"
+            ).fetchone()
+            digest["rows"] += rows
+            digest["hash_sum"] += int(total)
+    digest["hash_sum"] = str(digest["hash_sum"])
+    return digest
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _rate(nbytes: int, seconds: float) -> float:
+    return nbytes / MB / seconds if seconds else float("nan")
+
+
+def main(*, records: int | None = None) -> int:
+    from kafkalake.lake import landing_schema, resolve_table, table_columns
+    from kafkalake.registry import Registry
+    from kafkalake.lakegen import generate_landing, hours_before
+
+    files_per_hour = max(2, math.ceil(records / (HOURS * ROWS_PER_FILE))) if records else FILES_PER_HOUR
+    total_files = HOURS * files_per_hour
+    print(f"compaction benchmark: {HOURS} hours x {files_per_hour:,} files x {ROWS_PER_FILE:,} rows "
+          f"({total_files:,} files, {total_files * ROWS_PER_FILE:,} rows), local[2], naive rewrite vs kafkalake, "
+          f"queries before/after (DuckDB, Spark)", flush=True)
+    root = Path(tempfile.mkdtemp(prefix="kafkalake-bench-compaction-"))
+    spark = None
+    runs: dict[str, list[dict[str, Any]]] = {"naive": [], "kafkalake": []}
+    try:
+        with terminate_as_exit():
+            settings = _bench_settings(root)
+            stream, paths = resolve_table(settings, TABLE)
+            every = max(1, total_files // 10)
+            started = time.perf_counter()
+            generated = generate_landing(
+                paths.landing, hours_before(count=HOURS), files_per_hour=files_per_hour, rows_per_file=ROWS_PER_FILE,
+                progress=lambda done, total: print(f"  generating: {done:>6,} of {total:,} files "
+                                                   f"({time.perf_counter() - started:5.1f}s)", flush=True)
+                if done % every == 0 or done == total else None,
+            )
+            print(f"  landing: {generated.files:,} files, {generated.bytes / MB:,.1f} MB ({generated.bytes:,} bytes), "
+                  f"{generated.rows:,} rows, mean {generated.bytes / generated.files / 1000:,.1f} KB per file "
+                  f"({time.perf_counter() - started:.1f}s)", flush=True)
+            at_scale = generated.files >= MIN_FILES and generated.bytes >= MIN_BYTES
+            if not at_scale:
+                print(f"  note: below the issue's scale (>= {MIN_FILES:,} files, >= {MIN_BYTES / MB:,.0f} MB)", flush=True)
+
+            spark = _spark_session(settings)
+            columns = table_columns(landing_schema(spark, Registry(settings.schemas_dir).latest(stream.subject).schema_json))
+            naive_outputs = max(1, math.ceil(generated.bytes / (TARGET_MB * 1024 * 1024)))
+
+            print("  before compaction: queries over the landing files", flush=True)
+            digest_before = _table_digest(paths)
+            before = _queries(spark, settings, paths, "before")
+
+            for round_no in range(1, ROUNDS + 1):
+                order = ("naive", "kafkalake") if round_no % 2 else ("kafkalake", "naive")
+                for name in order:
+                    if name == "naive":
+                        result = _run_naive(spark, paths, columns, naive_outputs, root / f"naive-r{round_no}")
+                        extra = f"{result['files']} file(s), mean {result['mean_file_bytes'] / MB:,.1f} MB"
+                    else:
+                        result = _run_kafkalake(spark, settings, stream, paths)
+                        t, p = result["totals"], result["phase_seconds"]
+                        extra = (f"{t['files_before']:,} -> {t['files_after']} file(s), mean "
+                                 f"{t['mean_file_bytes_after'] / MB:,.1f} MB, {t['rows']:,} rows verified | write "
+                                 f"{p['write']:.1f}s, verify {p['verify']:.1f}s, plan+publish+cleanup "
+                                 f"{p['plan_publish_cleanup']:.1f}s")
+                    result["mb_per_s"] = round(_rate(generated.bytes, result["seconds"]), 2)
+                    runs[name].append(result)
+                    print(f"  round {round_no} {name:9} {result['seconds']:6.1f}s = {result['mb_per_s']:6.2f} MB/s | "
+                          f"{extra}", flush=True)
+                    if name == "kafkalake" and round_no == 1:
+                        print("  after compaction: queries over the lake files", flush=True)
+                        digest_after = _table_digest(paths)
+                        after = _queries(spark, settings, paths, "after")
+    finally:
+        if spark is not None:
+            spark.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    seconds = {n: statistics.median([r["seconds"] for r in rs]) for n, rs in runs.items()}
+    rate = {n: round(_rate(generated.bytes, s), 2) for n, s in seconds.items()}
+    ratio = rate["kafkalake"] / rate["naive"]
+    speedup = {e: before[e]["median"] / after[e]["median"] for e in ("duckdb", "spark")}
+    same = {e: _same_aggregates(before[e]["result"], after[e]["result"]) for e in ("duckdb", "spark")}
+    rows_equal = (digest_before["rows"] == digest_after["rows"] == generated.rows
+                  and digest_before["hash_sum"] == digest_after["hash_sum"] and digest_after["landing_files"] == 0)
+    totals = runs["kafkalake"][0]["totals"]
+    correct = rows_equal and all(same.values()) and all(r["totals"]["rows"] == generated.rows for r in runs["kafkalake"])
+    met = {"throughput": ratio >= GOAL_RATIO, "duckdb": speedup["duckdb"] >= GOAL_SPEEDUP,
+           "spark": speedup["spark"] >= GOAL_SPEEDUP, "correct": correct, "at_scale": at_scale}
+    summary = {
+        "benchmark": "compaction",
+        "landing": {"hours": HOURS, "files": generated.files, "bytes": generated.bytes, "rows": generated.rows,
+                    "mean_file_bytes": round(generated.bytes / generated.files)},
+        "method": "one in-process Spark session (local[2], DEFAULT_CONF); MB = 1e6 bytes of landing Parquet per "
+                  "wall second; naive = read.parquet(landing).where(zone=landing).select(table columns)"
+                  f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake; "
+                  "rounds naive,kafkalake | kafkalake,naive; median seconds. Queries: GROUP BY name (count, "
+                  f"count(temperature), avg(temperature)), median of {QUERY_RUNS}, DuckDB over table_files, Spark "
+                  "over read_table",
+        "rounds": runs,
+        "median_seconds": seconds,
+        "mb_per_s": rate,
+        "ratio": round(ratio, 3),
+        "files": {"before": totals["files_before"], "after": totals["files_after"],
+                  "mean_file_bytes_before": round(totals["mean_file_bytes_before"]),
+                  "mean_file_bytes_after": round(totals["mean_file_bytes_after"]),
+                  "bytes_before": totals["bytes_before"], "bytes_after": totals["bytes_after"],
+                  "naive_files": runs["naive"][0]["files"], "naive_mean_file_bytes": runs["naive"][0]["mean_file_bytes"]},
+        "queries": {"before": {e: {k: v for k, v in q.items() if k != "result"} for e, q in before.items()},
+                    "after": {e: {k: v for k, v in q.items() if k != "result"} for e, q in after.items()},
+                    "speedup": {e: round(s, 2) for e, s in speedup.items()}, "same_result": same,
+                    "groups": len(before["duckdb"]["result"])},
+        "table_digest": {"before": digest_before, "after": digest_after, "rows_equal": rows_equal},
+        "goal": {"ratio": GOAL_RATIO, "speedup": GOAL_SPEEDUP, **{k: v for k, v in met.items()}, "met": all(met.values())},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out = results_dir() / "compaction.json"
+    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"files: {totals['files_before']:,} landing files (mean {totals['mean_file_bytes_before'] / 1000:,.1f} KB) -> "
+          f"{totals['files_after']} lake files (mean {totals['mean_file_bytes_after'] / MB:,.1f} MB); naive: "
+          f"{runs['naive'][0]['files']} files (mean {runs['naive'][0]['mean_file_bytes'] / MB:,.1f} MB)", flush=True)
+    print(f"throughput: naive {rate['naive']:,.2f} MB/s | kafkalake {rate['kafkalake']:,.2f} MB/s (verify + publish) | "
+          f"ratio {ratio:.2f}x (median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'})",
+          flush=True)
+    for engine in ("duckdb", "spark"):
+        print(f"query {engine:6}: before {before[engine]['median']:6.2f}s | after {after[engine]['median']:6.2f}s | "
+              f"{speedup[engine]:5.1f}x faster (median of {QUERY_RUNS}; goal >= {GOAL_SPEEDUP:g}x: "
+              f"{'met' if met[engine] else 'NOT met'}); same result before/after: {'yes' if same[engine] else 'NO'}",
+              flush=True)
+    print(f"table unchanged by compaction ({digest_after['rows']:,} rows, DuckDB row-hash sum): "
+          f"{'yes' if rows_equal else 'NO'}; goals {'met' if all(met.values()) else 'NOT met'} -> {out}", flush=True)
+    return 0 if all(met.values()) else 1
