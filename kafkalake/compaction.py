@@ -376,44 +376,49 @@ class Compactor:
         write_manifest(self.paths, manifest)
 
     def cleanup(self, *, now: float | None = None) -> dict[str, int]:
-        """Delete replaced versions past the reader grace, and landing files of compacted hours
-        past retention; then close the journal."""
-        now = time.time() if now is None else now
-        policy = self.stream.compaction
-        manifest = read_manifest(self.paths)
-        removed_versions = removed_landing = 0
-        keep = []
-        for retired in manifest.get("retired", []):
-            if now - retired["at"] >= policy.reader_grace_minutes * 60:
-                shutil.rmtree(self.paths.lake / retired["dir"], ignore_errors=True)
-                removed_versions += 1
-            else:
-                keep.append(retired)
-        fault("compact:cleanup")
-        landing = landing_hours(self.paths)
-        changed = removed_versions > 0
-        for key, entry in manifest["hours"].items():
-            hour = Hour.parse(key)
-            files = landing.get(hour, {})
-            if entry.get("landing_removed") or not files or entry.get("source_fingerprint") != fingerprint(files):
-                continue
-            past_retention = now - hour.end.timestamp() >= policy.landing_retention_hours * 3600
-            past_grace = now - entry["published_at"] >= policy.reader_grace_minutes * 60
-            if past_retention and past_grace:
-                for path in files:
-                    path.unlink(missing_ok=True)
-                    removed_landing += 1
-                entry["landing_removed"] = True
-                changed = True
-        if changed:
-            manifest["retired"] = keep
-            write_manifest(self.paths, manifest)
+        done = cleanup(self.stream, self.paths, now=now)
         self.journal_path.unlink(missing_ok=True)
-        return {"versions_removed": removed_versions, "landing_files_removed": removed_landing}
+        return done
+
+
+def cleanup(stream: StreamConfig, paths: TablePaths, *, now: float | None = None) -> dict[str, int]:
+    """Delete replaced versions past the reader grace, and landing files of compacted hours
+    past retention (files only: the sink's commit log is never modified)."""
+    now = time.time() if now is None else now
+    policy = stream.compaction
+    manifest = read_manifest(paths)
+    removed_versions = removed_landing = 0
+    keep = []
+    for retired in manifest.get("retired", []):
+        if now - retired["at"] >= policy.reader_grace_minutes * 60:
+            shutil.rmtree(paths.lake / retired["dir"], ignore_errors=True)
+            removed_versions += 1
+        else:
+            keep.append(retired)
+    fault("compact:cleanup")
+    landing = landing_hours(paths)
+    changed = removed_versions > 0
+    for key, entry in manifest["hours"].items():
+        hour = Hour.parse(key)
+        files = landing.get(hour, {})
+        if entry.get("landing_removed") or not files or entry.get("source_fingerprint") != fingerprint(files):
+            continue
+        past_retention = now - hour.end.timestamp() >= policy.landing_retention_hours * 3600
+        past_grace = now - entry["published_at"] >= policy.reader_grace_minutes * 60
+        if past_retention and past_grace:
+            for path in files:
+                path.unlink(missing_ok=True)
+                removed_landing += 1
+            entry["landing_removed"] = True
+            changed = True
+    if changed:
+        manifest["retired"] = keep
+        write_manifest(paths, manifest)
+    return {"versions_removed": removed_versions, "landing_files_removed": removed_landing}
 
 
 def compact_table(
-    spark: SparkSession,
+    spark: SparkSession | None,
     settings: Settings,
     stream: StreamConfig,
     paths: TablePaths,
@@ -438,24 +443,27 @@ def compact_table(
     if dry_run:
         report["seconds"] = round(time.monotonic() - started, 3)
         return report
-    reader_json = Registry(settings.schemas_dir).latest(stream.subject).schema_json
     lock = lock_table(paths)
     try:
-        compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
-        report["run_id"] = compactor.run_id
-        report["recovered"] = recover(paths, keep=compactor.run_id)
+        report["recovered"] = recover(paths)
         for note in report["recovered"]:
             progress(f"  recovered: {note}")
-        if report["recovered"]:  # a rolled-back run may have been half-way: plan again
-            plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
-        items = []
-        for h in plan.to_compact:
-            hour = Hour.parse(h.hour)
-            source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
-            items.append((hour, h.outputs, h.fingerprint, source,
-                          HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
-        results = compactor.run(items) if items else []
-        report["cleanup"] = compactor.cleanup()
+        results: list[HourResult] = []
+        if plan.to_compact:
+            if spark is None:
+                raise CompactionError("compaction needs a Spark session for this plan")
+            reader_json = Registry(settings.schemas_dir).latest(stream.subject).schema_json
+            compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
+            report["run_id"] = compactor.run_id
+            items = []
+            for h in plan.to_compact:
+                hour = Hour.parse(h.hour)
+                source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
+                items.append((hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
+            results = compactor.run(items)
+            report["cleanup"] = compactor.cleanup()
+        else:
+            report["cleanup"] = cleanup(stream, paths)
         report["hours"] = [asdict(r) for r in results]
     finally:
         lock.close()
@@ -519,8 +527,8 @@ def run_compaction(
             spark = spark_factory()
         out["tables"].append(compact_table(
             spark, settings, stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb,
-            dry_run=dry_run or not plan.to_compact, progress=progress,
-        ) | ({"dry_run": dry_run} if not plan.to_compact else {}))
+            dry_run=dry_run, progress=progress,
+        ))
     out["seconds"] = round(time.monotonic() - started, 3)
     return out
 
