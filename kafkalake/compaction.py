@@ -148,7 +148,8 @@ def plan_table(
         action, why = "compact", ""
         if hour.end > closed_before:
             action, why = "skip", "open: the stream may still write it"
-        elif entry and entry.get("source_fingerprint") == fp:
+        elif entry and fp in (entry.get("source_fingerprint"), entry.get("landing_fingerprint")):
+            # landing_fingerprint: a backfill replaced the hour from Kafka while landing looked like this
             action, why = "skip", "compacted, unchanged since"
         elif entry is None and len(files) <= 1:
             action, why = "skip", "a single file: nothing to merge"
@@ -319,7 +320,8 @@ class Compactor:
             )
         result.rows, result.checksum = got
 
-    def run(self, hours: list[tuple[Hour, int, str, DataFrame, HourResult]], *, origin: str = "compaction") -> list[HourResult]:
+    def run(self, hours: list[tuple[Hour, int, str, DataFrame, HourResult]], *, origin: str = "compaction",
+            extra: dict[str, dict[str, Any]] | None = None) -> list[HourResult]:
         """Write, verify and publish ``(hour, outputs, source fingerprint, source rows, result)``
         items as one run. Any failure deletes this run's output and publishes nothing."""
         self._phase("plan")
@@ -354,12 +356,14 @@ class Compactor:
                 raise CompactionError(f"{self.paths.name}: run {self.run_id} failed, nothing published: {first}") from exc
             raise
         self._phase("publish")
-        self.publish(results, {hour.key: fp for hour, _n, fp, _s, _r in hours}, origin=origin)
+        self.publish(results, {hour.key: fp for hour, _n, fp, _s, _r in hours}, origin=origin, extra=extra)
         fault("compact:publish")
         self._phase("cleanup")
         return results
 
-    def publish(self, results: list[HourResult], fingerprints: dict[str, str], *, origin: str) -> None:
+    def publish(self, results: list[HourResult], fingerprints: dict[str, str], *, origin: str,
+                extra: dict[str, dict[str, Any]] | None = None) -> None:
+        """One atomic manifest replace for all ``results``; ``extra`` adds fields per hour key."""
         manifest = read_manifest(self.paths)
         now = time.time()
         for result in results:
@@ -372,6 +376,7 @@ class Compactor:
                 "rows": result.rows, "checksum": result.checksum, "bytes": result.output_bytes,
                 "source_fingerprint": fingerprints[result.hour], "source_files": result.source_files,
                 "source_bytes": result.source_bytes, "run_id": self.run_id, "origin": origin, "published_at": now,
+                **(extra or {}).get(result.hour, {}),
             }
         write_manifest(self.paths, manifest)
 

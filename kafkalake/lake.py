@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
-from kafkalake.ingest import LANDING, META_COLUMNS
+from kafkalake.ingest import LANDING
 from kafkalake.landing import committed_entries
 from kafkalake.streams import FORMATS, StreamConfig, get_stream, load_streams, stream_paths
 

@@ -17,77 +17,35 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
 from kafkalake.compaction import CompactionError, compact_table, plan_table, table_checksum
 from kafkalake.config import Settings
-from kafkalake.lake import Hour, read_manifest, read_table, read_table_arrow, resolve_table, table_checksum_arrow
+from kafkalake.lake import Hour, read_manifest, read_table, read_table_arrow, resolve_table
 from kafkalake.lakegen import generate_landing, hours_before
 from tests.conftest import cli_env, run_cli
+from tests.integration.lake_helpers import (arrow_state, create_time_topic, lake_dirs, past_stamps, produce_at,
+                                           table_settings)
 
 pytestmark = pytest.mark.integration
 
 FUTURE = "2100-01-01T00:00:00+00:00"
 
 
-def _table_settings(base: Settings, tmp_path: Path, name: str = "fr", *, topic: str = "unused",
-                    sink_format: str = "parquet", **compaction: Any) -> Settings:
-    doc = {"streams": [{"name": name, "topics": [topic], "subject": "fridge", "sink_format": sink_format,
-                        "trigger": "1 second", "max_offsets_per_trigger": 700,
-                        "compaction": {"sort_by": ["name", "timestamp"], **compaction}}]}
-    (tmp_path / "streams.yaml").write_text(json.dumps(doc))
-    return base.with_overrides(streams_file=tmp_path / "streams.yaml", lake_root=tmp_path / "lake",
-                               state_dir=tmp_path / "state")
-
-
-@pytest.fixture(scope="module")
-def spark(platform_settings: Settings) -> Iterator[Any]:
-    """An in-process session with the platform's jars and conf (what spark-submit gives a job)."""
-    import logging
-
-    from pyspark.sql import SparkSession
-
-    from kafkalake import jvm
-    from kafkalake.spark_submit import DEFAULT_CONF
-
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    builder = (SparkSession.builder.master("local[2]").appName("kafkalake-test-compaction")
-               .config("spark.jars", jvm.spark_jars_arg(platform_settings)).config("spark.ui.enabled", "false"))
-    for key, value in DEFAULT_CONF.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
-def _lake_dirs(paths) -> set[str]:  # noqa: ANN001
-    return {str(p.relative_to(paths.lake)) for p in paths.lake.glob("dt=*/hour=*/v=*")}
-
-
-def _arrow_state(settings: Settings, name: str = "fr") -> tuple[int, str, int]:
-    table = read_table_arrow(name, settings=settings)
-    rows, digest = table_checksum_arrow(table)
-    unique = len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist())))
-    return rows, digest, unique
-
-
-def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(platform_settings: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
-    settings = _table_settings(platform_settings, tmp_path, target_file_mb=1)
+def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+    settings = table_settings(platform_settings, tmp_path, target_file_mb=1)
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
     generate_landing(paths.landing, hours[:2], files_per_hour=6, rows_per_file=500)
     generate_landing(paths.landing, hours[2:], files_per_hour=6, rows_per_file=25_000, seed=8)  # ~1.5 MiB: 2 files
-    before_spark = table_checksum(read_table(spark, "fr", settings=settings))
-    before_arrow = _arrow_state(settings)
+    before_spark = table_checksum(read_table(lake_spark, "fr", settings=settings))
+    before_arrow = arrow_state(settings)
     assert before_spark[0] == before_arrow[0] == 6 * 500 * 2 + 6 * 25_000
 
-    report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
     totals = report["totals"]
     assert totals["hours_compacted"] == 3 and totals["files_before"] == 18
     by_hour = {h["hour"]: h for h in report["hours"]}
@@ -96,8 +54,8 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     assert outputs[:2] == [1, 1] and outputs[2] >= 2
     assert totals["rows"] == before_arrow[0]
     # both readers: same rows, same content, no duplicates — now from the lake
-    assert table_checksum(read_table(spark, "fr", settings=settings)) == before_spark
-    assert _arrow_state(settings) == before_arrow
+    assert table_checksum(read_table(lake_spark, "fr", settings=settings)) == before_spark
+    assert arrow_state(settings) == before_arrow
     assert before_arrow[2] == before_arrow[0]
     manifest = read_manifest(paths)
     assert sorted(manifest["hours"]) == [h.key for h in hours]
@@ -108,14 +66,14 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     names = first["name"].to_pylist()
     assert names == sorted(names)
 
-    again = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    again = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
     assert again["totals"]["hours_compacted"] == 0
     assert {p["why"] for p in again["plan"]} == {"compacted, unchanged since"}
     assert read_manifest(paths)["hours"] == manifest["hours"]
 
 
 def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Settings, tmp_path: Path) -> None:
-    settings = _table_settings(platform_settings, tmp_path)
+    settings = table_settings(platform_settings, tmp_path)
     stream, paths = resolve_table(settings, "fr")
     plan = plan_table(stream, paths, closed_before=datetime.now(timezone.utc))
     assert plan.hours == [] and "no landing hours" in plan.describe()[-1]
@@ -128,28 +86,28 @@ def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Setting
     assert plan[current.key][0] == "skip" and plan[current.key][1].startswith("open")
 
 
-def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(platform_settings: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
-    settings = _table_settings(platform_settings, tmp_path)
+def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+    settings = table_settings(platform_settings, tmp_path)
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=2)
     generate_landing(paths.landing, hours, files_per_hour=3, rows_per_file=200)
     victim = sorted((paths.landing / "zone=landing" / hours[1].folder).glob("*.parquet"))[1]
     victim.write_bytes(b"\x00garbage" * (victim.stat().st_size // 8))
     with pytest.raises(CompactionError) as err:
-        compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+        compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
     message = str(err.value)
     assert "nothing published" in message and "\n" not in message
     assert not paths.manifest.exists()
-    assert _lake_dirs(paths) == set()
+    assert lake_dirs(paths) == set()
     assert not list(paths.journal_dir.glob("*.json"))
 
 
 def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes(platform_settings: Settings, tmp_path: Path) -> None:
-    settings = _table_settings(platform_settings, tmp_path, reader_grace_minutes=0, landing_retention_hours=0)
+    settings = table_settings(platform_settings, tmp_path, reader_grace_minutes=0, landing_retention_hours=0)
     _stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
     generate_landing(paths.landing, hours[:2], files_per_hour=4, rows_per_file=300, batches=2)
-    original = _arrow_state(settings)
+    original = arrow_state(settings)
 
     def compact(fault: str | None) -> subprocess.CompletedProcess[str]:
         extra = {"KAFKALAKE_FAULT": f"compact:{fault}"} if fault else {}
@@ -158,82 +116,52 @@ def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes
     for phase in ("plan", "write", "verify"):
         result = compact(phase)
         assert result.returncode != 0, f"{phase}: the run was meant to die"
-        assert _arrow_state(settings) == original, f"after a crash in {phase}"
+        assert arrow_state(settings) == original, f"after a crash in {phase}"
         assert not read_manifest(paths)["hours"], f"{phase}: nothing may be published before the publish phase"
-    assert _lake_dirs(paths), "the crashed write left its files behind (the next run must roll them back)"
+    assert lake_dirs(paths), "the crashed write left its files behind (the next run must roll them back)"
 
     result = compact("publish")
     assert result.returncode != 0
-    assert _arrow_state(settings) == original  # now from the lake
+    assert arrow_state(settings) == original  # now from the lake
     published = read_manifest(paths)["hours"]
     assert sorted(published) == [h.key for h in hours[:2]]
     # every rolled-back version is gone; only the published ones remain
-    assert _lake_dirs(paths) == {e["dir"] for e in published.values()}
+    assert lake_dirs(paths) == {e["dir"] for e in published.values()}
 
     # a new closed hour arrives; the next run dies while cleaning up
     generate_landing(paths.landing, hours[2:], files_per_hour=4, rows_per_file=300, batches=1, seed=11)
-    grown = _arrow_state(settings)
+    grown = arrow_state(settings)
     assert grown[0] == original[0] + 1200
     result = compact("cleanup")
     assert result.returncode != 0
-    assert _arrow_state(settings) == grown
+    assert arrow_state(settings) == grown
 
     result = compact(None)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "recovered: run" in result.stdout
-    assert _arrow_state(settings) == grown
+    assert arrow_state(settings) == grown
     manifest = read_manifest(paths)
     assert sorted(manifest["hours"]) == [h.key for h in hours]
-    assert _lake_dirs(paths) == {e["dir"] for e in manifest["hours"].values()}
+    assert lake_dirs(paths) == {e["dir"] for e in manifest["hours"].values()}
     assert not list(paths.journal_dir.glob("*.json"))
     # retention 0: landing files of compacted hours are gone; the commit log is untouched
     assert all(e.get("landing_removed") for e in manifest["hours"].values())
     assert not list((paths.landing / "zone=landing").rglob("*.parquet"))
     assert (paths.landing / "_spark_metadata" / "0").exists()
-    assert _arrow_state(settings) == grown
+    assert arrow_state(settings) == grown
 
 
 # --------------------------------------------------------------------------- streamed landings
-
-def _produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: int = 3) -> int:
-    """Fridge records (30 % v1) with the given CreateTime timestamps, in order."""
-    from kafkalake.producer import fleet_from_registry, make_producer
-    from kafkalake.registry import Registry
-
-    fleet = fleet_from_registry(Registry(settings.schemas_dir), devices=50, v1_fraction=0.3, seed=seed)
-    producer = make_producer(settings.bootstrap_servers)
-    for stamp, (key, value, _sid, _kind) in zip(stamps, fleet.messages(len(stamps))):
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, timestamp=int(stamp.timestamp() * 1000))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
-    return len(stamps)
-
-
-def _create_time_topic(settings: Settings) -> str:
-    from kafkalake.topics import create_topic
-
-    topic = f"compact-{uuid.uuid4().hex[:8]}"
-    create_topic(settings.bootstrap_servers, topic, partitions=2, config={"message.timestamp.type": "CreateTime"})
-    return topic
-
-
-def _past_stamps(hours: list[Hour], per_hour: int) -> list[datetime]:
-    return [h.start + timedelta(seconds=3600 * i / per_hour) for h in hours for i in range(per_hour)]
-
 
 def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path) -> None:
     import fastavro
 
     from kafkalake.registry import Registry
 
-    topic = _create_time_topic(kafka)
-    settings = _table_settings(kafka, tmp_path, "fridge", topic=topic, sink_format="both")
+    topic = create_time_topic(kafka)
+    settings = table_settings(kafka, tmp_path, "fridge", topic=topic, sink_format="both")
     hours = hours_before(count=2)
-    produced = _produce_at(kafka, topic, _past_stamps(hours, 2000))
+    produced = produce_at(kafka, topic, past_stamps(hours, 2000))
     run = run_cli(settings, "stream", "run", "fridge", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
@@ -256,7 +184,7 @@ def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, a
         assert table["totals"]["files_after"] < table["totals"]["files_before"]
 
     # Parquet lake read without Spark; Avro lake read by fastavro with the registry schema
-    rows, _digest, unique = _arrow_state(settings, "fridge")
+    rows, _digest, unique = arrow_state(settings, "fridge")
     assert rows == unique == produced
     _stream, avro_paths = resolve_table(settings, "fridge.avro")
     reader = Registry(settings.schemas_dir).latest("fridge").parsed
@@ -278,10 +206,10 @@ def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, a
 
 
 def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Settings, tmp_path: Path) -> None:
-    topic = _create_time_topic(kafka)
-    settings = _table_settings(kafka, tmp_path, "live", topic=topic, grace_minutes=0)
+    topic = create_time_topic(kafka)
+    settings = table_settings(kafka, tmp_path, "live", topic=topic, grace_minutes=0)
     closed = hours_before(count=2)
-    closed_rows = _produce_at(kafka, topic, _past_stamps(closed, 1500))
+    closed_rows = produce_at(kafka, topic, past_stamps(closed, 1500))
     log = (tmp_path / "stream.log").open("w")
     driver = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "live"],
                               env=cli_env(settings), stdout=log, stderr=subprocess.STDOUT)
@@ -292,7 +220,7 @@ def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Se
 
     def keep_producing() -> None:
         while not stop.is_set():
-            produced[0] += _produce_at(kafka, topic, [datetime.now(timezone.utc)] * 200, seed=len(counts))
+            produced[0] += produce_at(kafka, topic, [datetime.now(timezone.utc)] * 200, seed=len(counts))
             time.sleep(0.5)
 
     def keep_reading() -> None:
@@ -330,9 +258,9 @@ def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Se
         assert len(counts) > 3 and counts == sorted(counts)  # never goes backwards: nothing vanishes
         # the stream catches up: every produced record exactly once
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _arrow_state(settings, "live")[0] < produced[0]:
+        while time.monotonic() < deadline and arrow_state(settings, "live")[0] < produced[0]:
             time.sleep(1)
-        rows, _digest, unique = _arrow_state(settings, "live")
+        rows, _digest, unique = arrow_state(settings, "live")
         assert rows == unique == produced[0]
         _stream, paths = resolve_table(settings, "live")
         assert sorted(read_manifest(paths)["hours"]) == [h.key for h in closed]

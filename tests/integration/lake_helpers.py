@@ -1,0 +1,63 @@
+"""Shared by the lake tests (compaction, backfill, migration): settings, Spark, readers, producers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafkalake.config import Settings
+from kafkalake.lake import Hour, read_table_arrow, table_checksum_arrow
+
+
+def table_settings(base: Settings, tmp_path: Path, name: str = "fr", *, topic: str = "unused",
+                   sink_format: str = "parquet", **compaction: Any) -> Settings:
+    doc = {"streams": [{"name": name, "topics": [topic], "subject": "fridge", "sink_format": sink_format,
+                        "trigger": "1 second", "max_offsets_per_trigger": 700,
+                        "compaction": {"sort_by": ["name", "timestamp"], **compaction}}]}
+    (tmp_path / "streams.yaml").write_text(json.dumps(doc))
+    return base.with_overrides(streams_file=tmp_path / "streams.yaml", lake_root=tmp_path / "lake",
+                               state_dir=tmp_path / "state")
+
+
+def lake_dirs(paths) -> set[str]:  # noqa: ANN001
+    return {str(p.relative_to(paths.lake)) for p in paths.lake.glob("dt=*/hour=*/v=*")}
+
+
+def arrow_state(settings: Settings, name: str = "fr") -> tuple[int, str, int]:
+    table = read_table_arrow(name, settings=settings)
+    rows, digest = table_checksum_arrow(table)
+    unique = len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist())))
+    return rows, digest, unique
+
+
+def produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: int = 3) -> int:
+    """Fridge records (30 % v1) with the given CreateTime timestamps, in order."""
+    from kafkalake.producer import fleet_from_registry, make_producer
+    from kafkalake.registry import Registry
+
+    fleet = fleet_from_registry(Registry(settings.schemas_dir), devices=50, v1_fraction=0.3, seed=seed)
+    producer = make_producer(settings.bootstrap_servers)
+    for stamp, (key, value, _sid, _kind) in zip(stamps, fleet.messages(len(stamps))):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, timestamp=int(stamp.timestamp() * 1000))
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
+    return len(stamps)
+
+
+def create_time_topic(settings: Settings) -> str:
+    from kafkalake.topics import create_topic
+
+    topic = f"compact-{uuid.uuid4().hex[:8]}"
+    create_topic(settings.bootstrap_servers, topic, partitions=2, config={"message.timestamp.type": "CreateTime"})
+    return topic
+
+
+def past_stamps(hours: list[Hour], per_hour: int) -> list[datetime]:
+    return [h.start + timedelta(seconds=3600 * i / per_hour) for h in hours for i in range(per_hour)]
