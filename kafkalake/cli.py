@@ -190,6 +190,10 @@ def demo(
     settings = _settings()
     run_demo(settings, stream_name=stream, records=records, say=_say)
     status()
+    from kafkalake.demo import run_compaction_demo
+
+    _say("")
+    run_compaction_demo(settings, say=_say)
 
 
 @app.command("config")

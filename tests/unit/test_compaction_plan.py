@@ -1,0 +1,107 @@
+"""Compaction planning, DAG params and the report — the pure parts (no Spark)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from kafkalake import compaction_report
+from kafkalake.compaction import dag_job_args, plan_table
+from kafkalake.config import Settings
+from kafkalake.lake import Hour, LakeError, resolve_table
+from kafkalake.lakegen import generate_landing, hours_before
+from kafkalake.streams import StreamConfigError
+
+
+def _settings(tmp_path: Path, **compaction: object) -> Settings:
+    doc = {"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge", "sink_format": "both",
+                        "compaction": compaction}]}
+    (tmp_path / "streams.yaml").write_text(json.dumps(doc))
+    return Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),
+                              "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml")})
+
+
+def test_hours_parse_from_iso_and_refuse_partial_hours() -> None:
+    assert Hour.parse("2026-11-24T05:00Z") == Hour("2026-11-24", 5)
+    assert Hour.parse("2026-11-24T05") == Hour("2026-11-24", 5)
+    assert Hour.parse("2026-11-24T07:00:00+02:00") == Hour("2026-11-24", 5)
+    assert Hour("2026-11-24", 23).end == datetime(2026, 11, 25, tzinfo=timezone.utc)
+    with pytest.raises(LakeError, match="not on a whole hour"):
+        Hour.parse("2026-11-24T05:30Z")
+    with pytest.raises(LakeError, match="not an hour"):
+        Hour.parse("yesterday")
+
+
+def test_dag_params_become_job_arguments(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    plan = dag_job_args(settings, {"table": "all", "dry_run": False}, run_id="scheduled__2026-11-24T05:00:00+00:00",
+                        run_type="scheduled")
+    assert plan["args"][0] == "--report" and plan["tables"] == "all"
+    assert "/" not in Path(plan["report"]).name.replace(".json", "").replace("_", "")  # run id made file-safe
+    plan = dag_job_args(settings, {"table": "fr.avro", "hour_from": "2026-11-24T01:00Z", "hour_to": "2026-11-24T03:00Z",
+                                   "target_mb": 64, "dry_run": True}, run_id="manual__x", run_type="manual")
+    args = plan["args"]
+    assert args[0] == "fr.avro" and "--dry-run" in args
+    assert args[args.index("--from") + 1].startswith("2026-11-24T01:00")
+    assert args[args.index("--to") + 1].startswith("2026-11-24T03:00")
+    assert args[args.index("--target-mb") + 1] == "64"
+
+
+def test_a_backfill_run_covers_its_data_interval(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 24, 5, tzinfo=timezone.utc)
+    plan = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="backfill__1", run_type="backfill",
+                        interval=(start, start + timedelta(hours=1)))
+    assert plan["hours"] == ["2026-11-24T05", "2026-11-24T05"]
+    scheduled = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="s", run_type="scheduled",
+                             interval=(start, start + timedelta(hours=1)))
+    assert scheduled["hours"] == [None, None]  # scheduled runs catch up every closed hour
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"table": "nope"}, "no stream 'nope'"),
+    ({"table": "fr.orc"}, "format 'orc'"),
+    ({"hour_from": "2026-11-24T05:00Z", "hour_to": "2026-11-24T04:00Z"}, "before hour_from"),
+    ({"hour_from": "2026-11-24T05:10Z"}, "not on a whole hour"),
+    ({"target_mb": 0}, "target_mb"),
+])
+def test_bad_params_fail_with_one_line(tmp_path: Path, params: dict, message: str) -> None:
+    with pytest.raises((LakeError, StreamConfigError)) as err:
+        dag_job_args(_settings(tmp_path), params, run_id="m", run_type="manual")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_plan_counts_outputs_from_bytes_and_respects_the_range(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, target_file_mb=1)
+    stream, paths = resolve_table(settings, "fr")
+    hours = hours_before(count=3)
+    generate_landing(paths.landing, hours, files_per_hour=3, rows_per_file=200, batches=2)
+    plan = plan_table(stream, paths, closed_before=datetime.now(timezone.utc), first=hours[1])
+    assert [h.hour for h in plan.hours] == [h.key for h in hours[1:]]
+    assert all(h.action == "compact" and h.outputs == 1 and h.files == 3 for h in plan.hours)
+    assert plan_table(stream, paths, closed_before=datetime.now(timezone.utc), target_mb=1).target_bytes == 2**20
+    lines = plan.describe()
+    assert "compact  3 files" in lines[1] and "-> 1 file(s)" in lines[1]
+    # closed_before before the hours' end: every hour is open
+    early = plan_table(stream, paths, closed_before=hours[0].start)
+    assert {h.action for h in early.hours} == {"skip"}
+
+
+def test_report_summary_and_png(tmp_path: Path) -> None:
+    run = {"seconds": 3.0, "tables": [{
+        "table": "fr", "format": "parquet", "dry_run": False, "seconds": 2.5, "recovered": [],
+        "plan": [{"action": "compact"}, {"action": "skip"}],
+        "hours": [{"source_sizes": [1000, 2000, 3000], "output_sizes": [6000]}],
+        "totals": {"hours_compacted": 1, "hours_skipped": 1, "files_before": 3, "files_after": 1,
+                   "bytes_before": 6000, "bytes_after": 5000, "rows": 42,
+                   "mean_file_bytes_before": 2000, "mean_file_bytes_after": 5000},
+    }]}
+    lines = compaction_report.summary_lines(run)
+    assert lines[0].startswith("fr (parquet): 1 hour(s) compacted, 1 skipped; files 3 -> 1;")
+    assert "rows 42" in lines[0]
+    png = compaction_report.render_png(run, tmp_path / "r.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(Exception, match="no compaction report"):
+        compaction_report.load(tmp_path / "missing.json")
