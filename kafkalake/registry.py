@@ -794,7 +794,8 @@ class Registry:
 
     # ---- checking and writing
 
-    def check(self, subject: str, schema_text: str, *, source: str | None = None) -> CompatibilityReport:
+    def check(self, subject: str, schema_text: str, *, source: str | None = None,
+              mode: Compatibility | None = None) -> CompatibilityReport:
         """May ``schema_text`` become the next version of ``subject``? Writes nothing.
 
         Raises SchemaError when the text is not a valid schema; returns a report (maybe
@@ -802,9 +803,10 @@ class Registry:
         """
         _check_subject_name(subject)
         candidate = validate_schema_text(schema_text, source=source or f"new {subject} schema")
-        return self._report(subject, candidate, self._index())
+        return self._report(subject, candidate, self._index(), mode=mode)
 
-    def register(self, subject: str, schema_text: str, *, source: str | None = None) -> SchemaVersion:
+    def register(self, subject: str, schema_text: str, *, source: str | None = None,
+                 mode: Compatibility | None = None) -> SchemaVersion:
         """Add ``schema_text`` as the next version of ``subject`` and give it a new schema id.
 
         Idempotent: a schema equal to a registered version (same canonical form, defaults
@@ -816,7 +818,7 @@ class Registry:
         candidate = validate_schema_text(schema_text, source=source or f"new {subject} schema")
         with self._lock():
             index = self._index()
-            report = self._report(subject, candidate, index)
+            report = self._report(subject, candidate, index, mode=mode)
             if report.existing is not None:
                 return report.existing
             if not report.compatible:
@@ -921,9 +923,11 @@ class Registry:
 
     # ---- internals
 
-    def _report(self, subject: str, candidate: ValidatedSchema, index: _Index) -> CompatibilityReport:
+    def _report(self, subject: str, candidate: ValidatedSchema, index: _Index,
+                mode: Compatibility | None = None) -> CompatibilityReport:
+        """``mode`` overrides the subject's mode for this one check (the migration DAG's param)."""
         entries = index.by_subject.get(subject, [])
-        mode = self.compatibility(subject)
+        mode = mode or self.compatibility(subject)
         for entry in entries:
             existing = self._load(entry)
             if _identity_of(existing) == candidate.identity:
