@@ -56,11 +56,18 @@ def prepare(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.compaction import dag_job_args
     from kafkalake.config import get_settings
 
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kafkalake.errors import KafkalakeError
+
     dag_run = context["dag_run"]
-    plan = dag_job_args(
-        get_settings(), dict(context["params"]), run_id=dag_run.run_id, run_type=str(dag_run.run_type),
-        interval=(context.get("data_interval_start"), context.get("data_interval_end")),
-    )
+    try:
+        plan = dag_job_args(
+            get_settings(), dict(context["params"]), run_id=dag_run.run_id, run_type=str(dag_run.run_type),
+            interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+        )
+    except KafkalakeError as exc:  # bad params do not get better on retry
+        raise AirflowFailException(str(exc)) from None
     print(f"compacting {plan['tables']} hours {plan['hours'][0] or 'oldest'} .. {plan['hours'][1] or 'newest closed'}")
     return plan
 

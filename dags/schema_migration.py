@@ -35,14 +35,26 @@ rows with the new fields null (or their default after `migrate_history`).
 """
 
 
+def _no_retry(call, *args):  # noqa: ANN001, ANN002, ANN202
+    """A refused or invalid schema will not get better on retry: fail the task for good."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kafkalake.errors import KafkalakeError
+
+    try:
+        return call(*args)
+    except KafkalakeError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 @task(task_id="validate")
 def validate_task(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.config import get_settings
     from kafkalake.migration import lake_row_counts, parse_request, validate
 
     settings = get_settings()
-    request = parse_request(dict(context["params"]))
-    found = validate(settings, request)
+    request = _no_retry(parse_request, dict(context["params"]))
+    found = _no_retry(validate, settings, request)
     print(f"{request.subject}: schema valid; latest is v{found['latest']}; streams reading it: "
           f"{', '.join(found['streams']) or 'none'}")
     return {**found, "before": lake_row_counts(settings, request.subject)}
@@ -53,7 +65,7 @@ def check_task(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.config import get_settings
     from kafkalake.migration import check, parse_request
 
-    return check(get_settings(), parse_request(dict(context["params"])))
+    return _no_retry(check, get_settings(), _no_retry(parse_request, dict(context["params"])))
 
 
 @task.short_circuit(task_id="not_dry_run")

@@ -425,6 +425,49 @@ def compact(
         _say(f"report: {report}  histogram: {compaction_report.render_png(run, report.with_suffix('.png'))}")
 
 
+@app.command("backfill")
+def backfill(
+    table: str = typer.Argument(..., help="table (stream name; name.avro for an Avro sink)"),
+    start: str = typer.Option(..., "--start", help="first hour replaced, ISO on a whole hour, e.g. 2026-11-24T05:00Z"),
+    end: str = typer.Option(..., "--end", help="end of the range, exclusive (05:00Z..07:00Z = hours 05 and 06)"),
+    source: str = typer.Option("kafka", "--source", help="kafka (replay) or landing (rebuild from the landing sink)"),
+    starting_offsets: Optional[str] = typer.Option(
+        None, "--starting-offsets", help='replay by offsets: {"topic": {"0": first}} (-2 = earliest); must cover the hours'),
+    ending_offsets: Optional[str] = typer.Option(
+        None, "--ending-offsets", help='replay by offsets: {"topic": {"0": end}} exclusive (-1 = latest)'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (hours, records per hour), change nothing"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path"),
+) -> None:
+    """Replace whole closed hours of a table from Kafka, or rebuild them from landing (spark_jobs/backfill.py)."""
+    import json as _json
+    import time as _time
+
+    from kafkalake.backfill import (load_report, parse_request, plan_backfill, report_dir, run_backfill, safe_name,
+                                    summary_lines, verify_report)
+    from kafkalake.spark_submit import run_job
+
+    settings = _settings()
+    request = parse_request(table, source=source, start=start, end=end,
+                            starting_offsets=starting_offsets, ending_offsets=ending_offsets)
+    if dry_run:  # the plan needs Kafka and the lake, not Spark
+        run = run_backfill(settings, request, dry_run=True, progress=_say)
+        if report:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(_json.dumps(run, indent=1))
+        for line in summary_lines(run):
+            _say(line)
+        return
+    plan_backfill(settings, request)  # a refusal is one line, before Spark starts
+    report = report or report_dir(settings) / f"{_time.strftime('%Y%m%dT%H%M%S')}-{safe_name(table)}.json"
+    result = run_job(settings, "backfill", request.job_args(report=report))
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
+    run = load_report(report)
+    for line in summary_lines(run) + verify_report(settings, run):
+        _say(line)
+    _say(f"report: {report}")
+
+
 @spark_app.command(
     "submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )

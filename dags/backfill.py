@@ -1,0 +1,132 @@
+"""Backfill: replace whole closed hours of a table from Kafka, or rebuild them from landing (kafkalake.backfill)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
+from kafkalake.backfill import HOUR_PATTERN, SOURCES
+from kafkalake.config import get_settings
+from kafkalake.streams import load_streams
+
+DOC = """
+### backfill: replace whole hours of a table from Kafka (or rebuild them from landing)
+
+For hours the lake has wrong or incomplete (a lost lake folder, a stream outage, a decode fix).
+**Trigger DAG w/ config**; the form checks the params:
+
+* `table` — a table of streams.yaml (`name`, or `name.avro` for an Avro sink).
+* `source` — `kafka`: replay the records from Kafka (by time, or by per-partition offsets);
+  `landing`: rebuild the hours from the landing sink (like compaction, forced).
+* `start`, `end` — ISO timestamps on whole hours, UTC, **end exclusive**:
+  `2026-11-24T05:00Z` .. `2026-11-24T07:00Z` replaces hours 05 and 06.
+* `starting_offsets`, `ending_offsets` — optional, Kafka by offsets:
+  `{"fridge-events": {"0": 1200, "1": 1180}}` (-2 earliest / -1 latest). The range must cover
+  the hours completely on every partition: a backfill never publishes part of an hour.
+* `dry_run` — **on by default**: prints the plan (hours, estimated records per hour from Kafka's
+  time index, what the lake holds now) and changes nothing. Untick it to run.
+
+Tasks: **prepare** checks the params against the stream, Kafka and the lake and refuses, in one
+line, hours still open to the stream (its watermark minus `compaction.grace_minutes`), hours
+Kafka no longer holds completely (retention), offsets that do not cover the hours;
+**backfill** (`spark_jobs/backfill.py`, `spark_default`) reads Kafka with
+`startingTimestamp`/`endingTimestamp` (or offsets), decodes with the stream's own transform,
+writes bad records to `$LAKE/quarantine/<fmt>/<table>/`, and replaces the hours through the
+compaction's verify-and-publish (row count + checksum, one atomic manifest replace; origin
+`backfill`); **verify** asks Kafka again and checks, per hour,
+`rows published + quarantined == offsets in range`, failing with the figures otherwise.
+Running the same backfill twice gives the same lake. CLI: `kafkalake backfill TABLE --start … --end …`.
+"""
+
+_settings = get_settings()
+_tables = sorted(
+    name if fmt == stream.sink_formats[0] else f"{name}.{fmt}"
+    for name, stream in load_streams(_settings.streams_file).items()
+    for fmt in stream.sink_formats
+)
+_OFFSETS = {"type": "object", "additionalProperties": {
+    "type": "object", "minProperties": 1,
+    "propertyNames": {"pattern": r"^\d+$"},
+    "additionalProperties": {"type": "integer", "minimum": -2},
+}}
+
+
+@task(task_id="prepare")
+def prepare(**context) -> dict[str, object]:  # noqa: ANN003
+    """Params -> job arguments, checked against the stream, Kafka and the lake; a refusal is one
+    line and fails the run at once (no retry: the same params would be refused again)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kafkalake.backfill import dag_job_args
+    from kafkalake.config import get_settings
+    from kafkalake.errors import KafkalakeError
+
+    try:
+        return dag_job_args(get_settings(), dict(context["params"]), run_id=context["dag_run"].run_id)
+    except KafkalakeError as exc:
+        raise AirflowFailException(f"backfill refused: {exc}") from None
+
+
+@task(task_id="verify")
+def verify(plan: dict[str, object]) -> dict[str, object]:
+    """rows + quarantined == Kafka offsets in range, per hour (asked from Kafka again)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kafkalake.backfill import BackfillVerificationError, load_report, summary_lines, verify_report
+    from kafkalake.config import get_settings
+
+    run = load_report(str(plan["report"]))
+    for line in summary_lines(run):
+        print(line)
+    try:
+        lines = verify_report(get_settings(), run)
+    except BackfillVerificationError as exc:
+        raise AirflowFailException(str(exc)) from None
+    for line in lines:
+        print(line)
+    return {"report": plan["report"], "run_id": run.get("run_id"), "dry_run": run.get("dry_run"),
+            "hours": [h["hour"] for h in run.get("hours", [])]}
+
+
+with DAG(
+    dag_id="backfill",
+    description="Replace whole closed hours of a table from Kafka or landing (verified, atomic)",
+    doc_md=DOC,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    tags=["kafkalake", "backfill", "lake"],
+    default_args={
+        "owner": "kafkalake",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+    },
+    params={
+        "table": Param(_tables[0] if _tables else "", type="string", enum=_tables,
+                       description="table to backfill (stream name; name.avro for an Avro sink)"),
+        "source": Param("kafka", type="string", enum=list(SOURCES),
+                        description="kafka: replay from Kafka; landing: rebuild from the landing sink"),
+        "start": Param(type="string", pattern=HOUR_PATTERN,
+                       description="first hour replaced, UTC, on a whole hour, e.g. 2026-11-24T05:00Z"),
+        "end": Param(type="string", pattern=HOUR_PATTERN,
+                     description="end of the range, exclusive, e.g. 2026-11-24T07:00Z (= hours 05 and 06)"),
+        "starting_offsets": Param(None, type=["null", "object"], **{k: v for k, v in _OFFSETS.items() if k != "type"},
+                                  description='optional, Kafka by offsets: {"topic": {"0": first}} (-2 earliest)'),
+        "ending_offsets": Param(None, type=["null", "object"], **{k: v for k, v in _OFFSETS.items() if k != "type"},
+                                description='optional: {"topic": {"0": end}}, exclusive (-1 latest)'),
+        "dry_run": Param(True, type="boolean", description="print the plan, change nothing (untick to run)"),
+    },
+) as dag:
+    plan = prepare()
+    backfill = KafkalakeSparkSubmitOperator(
+        task_id="backfill",
+        job="backfill",
+        job_args=["{{ ti.xcom_pull(task_ids='prepare')['args'] }}"],
+        execution_timeout=timedelta(hours=4),
+    )
+    plan >> backfill >> verify(plan)
