@@ -55,9 +55,13 @@ lock: venv
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra test --override requirements/overrides.txt \
 		--python-version 3.11 -o requirements/lock.txt
 
+# The demo runs on a registry of its own (v1 only, in the state folder) so that it can roll
+# the fridge schema out from v1 to v2 live without touching schemas/ in git.
+DEMO_SCHEMAS := $(STATE)/demo/schemas
+
 demo: bootstrap
-	kafkalake up
-	kafkalake demo
+	KAFKALAKE_SCHEMAS_DIR=$(DEMO_SCHEMAS) kafkalake up
+	KAFKALAKE_SCHEMAS_DIR=$(DEMO_SCHEMAS) kafkalake demo
 
 up: bootstrap
 	kafkalake up

@@ -160,3 +160,19 @@ def start(settings: Settings, *, on_progress: Callable[[float], None] | None = N
 
 def stop(settings: Settings) -> bool:
     return _process(settings).stop(timeout=30)
+
+
+def dag_run_state(env: dict[str, str], dag_id: str, run_id: str) -> str | None:
+    """State of one DAG run via the ``airflow`` CLI (None: not found yet). The CLI prints
+    warnings on stdout before its JSON, so the JSON line is picked out."""
+    import json
+    import subprocess
+
+    result = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "list-runs", dag_id, "-o", "json"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    for line in result.stdout.splitlines():
+        if line.startswith("["):
+            for run in json.loads(line):
+                if run.get("run_id") == run_id:
+                    return run.get("state")
+    return None

@@ -185,15 +185,17 @@ def demo(
     stream: str = typer.Option("fridge", "--stream", help="the stream of streams.yaml to run"),
 ) -> None:
     """The fridge scenario on the running platform: topic, stream DAG, fleet, landing, status."""
-    from kafkalake.demo import run_demo
+    from kafkalake.demo import run_compaction_demo, run_demo, run_rollout_demo, seed_demo_registry
 
     settings = _settings()
+    if settings.schemas_dir != settings.home / "schemas":  # make demo: a registry of its own
+        seed_demo_registry(settings, say=_say)
     run_demo(settings, stream_name=stream, records=records, say=_say)
     status()
-    from kafkalake.demo import run_compaction_demo
-
     _say("")
     run_compaction_demo(settings, say=_say)
+    _say("")
+    run_rollout_demo(settings, stream_name=stream, say=_say)
 
 
 @app.command("config")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kafkalake.airflow_local import airflow_env
+from kafkalake.airflow_local import airflow_env, dag_run_state
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError
 from kafkalake.landing import read_landing
@@ -54,7 +54,10 @@ def run_demo(
     before = _landed(paths.landing[stream.sink_formats[0]])
     fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200,
                                 v1_fraction=0.3, garbage_fraction=garbage)
-    say(f"==> fleet: {records:,} records from 200 fridges (60 on schema v1), {garbage:.0%} malformed on purpose")
+    latest = fleet.v2.schema_id != fleet.v1.schema_id
+    say(f"==> fleet: {records:,} records from 200 fridges ("
+        + ("60 still on schema v1, the rest on the latest version" if latest else "all on schema v1: v2 is not registered yet")
+        + f"), {garbage:.0%} malformed on purpose")
     report = produce_parallel(
         bootstrap_servers=settings.bootstrap_servers, topic=stream.topics[0],
         shard_messages=lambda shard, shards: fleet.messages(records, shard=shard, shards=shards), workers=1,
@@ -151,3 +154,103 @@ def _landed(sink: Path) -> int:
         return read_landing(sink, columns=["schema_id"]).num_rows
     except (OSError, ValueError):
         return 0
+
+
+def seed_demo_registry(settings: Settings, say: Callable[[str], None] = print) -> bool:
+    """A registry for the demo with the first version of each subject only, so the demo can
+    roll v1 -> v2 out live (the git registry already has v2). True if it was created now."""
+    if (settings.schemas_dir / "_registry.json").exists():
+        return False
+    source = Registry(settings.home / "schemas")
+    target = Registry(settings.schemas_dir)
+    for subject in source.subjects():
+        target.register(subject, source.get(subject, 1).schema_json)
+    say(f"demo registry: {settings.schemas_dir} (v1 of {', '.join(source.subjects())}; the rollout registers v2)")
+    return True
+
+
+def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds: float = 20.0, rate: int = 500,
+                     say: Callable[[str], None] = print) -> dict:
+    """The seed's fridge rollout under live traffic: v1 fridges keep sending while the
+    schema_migration DAG registers v2 and rolls the stream; then new fridges send v2."""
+    import json
+    import threading
+    import uuid
+
+    from kafkalake.lake import read_table_arrow
+    from kafkalake.producer import FramedEncoder, FridgeFleet, make_producer
+
+    stream = get_stream(settings, stream_name)
+    registry = Registry(settings.schemas_dir)
+    v2_text = (settings.home / "schemas" / stream.subject / "v2.avsc").read_text()
+    if registry.latest(stream.subject).version >= 2:
+        say(f"rollout: {stream.subject} is already at v{registry.latest(stream.subject).version} in "
+            f"{settings.schemas_dir}; the schema_migration DAG would be a no-op")
+    env = airflow_env(settings)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    stop = threading.Event()
+    sent = {1: 0, 2: 0}
+
+    def produce(version: int) -> None:
+        encoder = FramedEncoder.for_version(registry.get(stream.subject, version))
+        fleet = FridgeFleet(v1=encoder, v2=encoder, devices=60 if version == 1 else 140,
+                            v1_fraction=1.0 if version == 1 else 0.0, seed=version)
+        producer = make_producer(settings.bootstrap_servers)
+        records = fleet.messages(100_000_000)
+        while not stop.is_set():
+            tick = time.monotonic()
+            for _ in range(rate // 10):
+                key, value, _sid, _kind = next(records)
+                producer.produce(stream.topics[0], value=value, key=key)
+            sent[version] += rate // 10
+            producer.poll(0)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+        producer.flush(60)
+
+    before = read_table_arrow(stream.name, settings=settings).num_rows
+    threads = [threading.Thread(target=produce, args=(1,), daemon=True)]
+    threads[0].start()
+    say(f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls {stream.name}")
+    run_id = f"demo_rollout_{uuid.uuid4().hex[:6]}"
+    for args in (["dags", "unpause", "schema_migration"],
+                 ["dags", "trigger", "schema_migration", "--run-id", run_id,
+                  "-c", json.dumps({"subject": stream.subject, "schema": v2_text})]):
+        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            stop.set()
+            raise ServiceError(f"`airflow {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()[-300:]}")
+    deadline = time.monotonic() + WAIT_S
+    state = None
+    while state not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            stop.set()
+            raise ServiceError(f"schema_migration run {run_id} did not finish in {WAIT_S:.0f}s: see the Airflow UI")
+        time.sleep(5)
+        state = dag_run_state(env, "schema_migration", run_id)
+        say(f"    ... schema_migration {run_id}: {state or 'queued'}")
+    if state != "success":
+        stop.set()
+        raise ServiceError(f"schema_migration run {run_id} failed: see its task logs in the Airflow UI")
+    threads.append(threading.Thread(target=produce, args=(2,), daemon=True))
+    threads[1].start()
+    say(f"==> 140 new fridges now send v2 (with temperature) for {seconds:.0f}s, the old ones still v1")
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    expected = before + sent[1] + sent[2]
+    deadline = time.monotonic() + WAIT_S
+    while (table := read_table_arrow(stream.name, settings=settings)).num_rows < expected:
+        if time.monotonic() > deadline:
+            raise ServiceError(f"only {table.num_rows:,} of {expected:,} rows in {stream.name}: see `kafkalake status`")
+        time.sleep(2)
+    counts = table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist()
+    with_temp = table.filter(table["temperature"].is_valid()).num_rows if "temperature" in table.column_names else 0
+    say("")
+    say(f"table {stream.name} (read_table: lake hours + landing hours not yet compacted): {table.num_rows:,} rows, "
+        f"= {before:,} before + {sent[1] + sent[2]:,} sent during the rollout, nothing lost")
+    say("  schema: " + ", ".join(f"{f.name}:{f.type}" for f in table.schema))
+    say("  rows by writer version: " + ", ".join(
+        f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c["schema_version"])))
+    say(f"  rows with a temperature: {with_temp:,} (v1 rows read it as null)")
+    return {"rows": table.num_rows, "by_version": counts}

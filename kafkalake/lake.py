@@ -296,29 +296,57 @@ def read_table_arrow(name: str, *, fmt: str | None = None, settings: Settings | 
                      columns: list[str] | None = None) -> pa.Table:
     """The same rows as :func:`read_table`, without a JVM (pyarrow; DuckDB reads the result).
 
-    Parquet tables only (Avro: read the files :func:`table_files` lists with fastavro).
+    Files written before and after a schema change differ; every file's footer is read and the
+    schemas unified (pyarrow would otherwise take the first file's), and fields of the reader
+    schema no file has yet come back as nulls. Parquet tables only (Avro: read the files
+    :func:`table_files` lists with fastavro).
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     from kafkalake.config import get_settings
 
     settings = settings or get_settings()
-    _stream, paths = resolve_table(settings, name, fmt)
+    stream, paths = resolve_table(settings, name, fmt)
     if paths.fmt != "parquet":
         raise LakeError(f"read_table_arrow reads Parquet tables; {name} is {paths.fmt}: use table_files + fastavro")
     landing, lake = table_files(paths)
     parts = []
     if landing:
-        table = ds.dataset([str(f) for f in landing], format="parquet", partitioning="hive",
+        hive = pa.schema([("zone", pa.string()), ("dt", pa.string()), ("hour", pa.int32())])
+        files = pa.unify_schemas([pq.read_schema(f) for f in landing], promote_options="permissive")
+        schema = pa.unify_schemas([files, hive])
+        table = ds.dataset([str(f) for f in landing], format="parquet", schema=schema,
+                           partitioning=ds.partitioning(hive, flavor="hive"),
                            partition_base_dir=str(paths.landing)).to_table()
         parts.append(_normalized(table.select([c for c in table.column_names if c not in LANDING_ONLY])))
     if lake:
-        parts.append(_normalized(ds.dataset([str(f) for f in lake], format="parquet").to_table()))
+        schema = pa.unify_schemas([pq.read_schema(f) for f in lake], promote_options="permissive")
+        parts.append(_normalized(ds.dataset([str(f) for f in lake], format="parquet", schema=schema).to_table()))
     if not parts:
         return pa.table({})
     out = pa.concat_tables(parts, promote_options="permissive")
+    for position, (field, kind) in enumerate(_arrow_reader_fields(_reader_json(settings, stream))):
+        if field not in out.column_names and kind is not None:
+            out = out.add_column(position, field, pa.nulls(out.num_rows, kind))
     return out.select(columns) if columns else out
+
+
+def _arrow_reader_fields(reader_json: str) -> list[tuple[str, Any]]:
+    """(field, arrow type) of the reader schema's top-level fields; None for types not mapped."""
+    import pyarrow as pa
+
+    primitive = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
+                 "float": pa.float32(), "boolean": pa.bool_(), "bytes": pa.binary()}
+    out = []
+    for field in json.loads(reader_json)["fields"]:
+        kind = field["type"]
+        if isinstance(kind, list):
+            branches = [k for k in kind if k != "null"]
+            kind = branches[0] if len(branches) == 1 else None
+        out.append((field["name"], primitive.get(kind) if isinstance(kind, str) else None))
+    return out
 
 
 def _normalized(table: pa.Table) -> pa.Table:

@@ -77,7 +77,8 @@ def validate(settings: Settings, request: MigrationRequest) -> dict[str, Any]:
         candidate = validate_schema_text(request.schema_text, source=f"new {request.subject} schema")
     except SchemaError as exc:
         raise MigrationError(str(exc)) from None
-    if json.loads(request.schema_text).get("type") != "record":
+    document = json.loads(request.schema_text)
+    if not isinstance(document, dict) or document.get("type") != "record":
         raise MigrationError(f"new {request.subject} schema: a table's schema must be a record")
     streams = [s.name for s in streams_of(settings, request.subject)]
     return {"subject": request.subject, "fingerprint": candidate.fingerprint, "streams": streams,

@@ -135,7 +135,7 @@ class _Producer(threading.Thread):
 
 
 def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None:
-    from kafkalake.airflow_local import airflow_env
+    from kafkalake.airflow_local import airflow_env, dag_run_state
     from kafkalake.lake import read_table_arrow
     from kafkalake.landing import read_landing
     from kafkalake.stream_status import read_status
@@ -169,11 +169,8 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         assert _airflow(env, "dags", "unpause", "schema_migration").returncode == 0
 
         def migration_state() -> str | None:
-            runs = _airflow(env, "dags", "list-runs", "schema_migration", "-o", "json", timeout=120)
-            for run in json.loads(runs.stdout or "[]"):
-                if run.get("run_id") == run_id and run.get("state") in ("success", "failed"):
-                    return run["state"]
-            return None
+            state = dag_run_state(env, "schema_migration", run_id)
+            return state if state in ("success", "failed") else None
 
         assert _wait("the migration run", migration_state, 420) == "success"
         status = read_status(status_file)
