@@ -56,6 +56,10 @@ class WriterPlan:
     required_fields: tuple[str, ...]
     #: why the reader cannot resolve this writer (None: it can)
     mismatch: str | None
+    #: decode straight into the reader's shape (one ``from_avro`` per row): the writer's fields
+    #: are reader fields with identical types, so the writer-shaped record needed for the
+    #: TRAILING_BYTES check is a projection of the reader-shaped one
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,17 @@ def _required_fields(schema_json: str) -> tuple[str, ...]:
     return tuple(required)
 
 
+def _fields_within(writer_json: str, reader_doc: dict[str, Any]) -> bool:
+    """Every top-level writer field is a reader field with the very same type (JSON-equal)."""
+    import json
+
+    reader_types = {f["name"]: json.dumps(f["type"], sort_keys=True) for f in reader_doc["fields"]}
+    writer = json.loads(writer_json)
+    return writer.get("type") == "record" and all(
+        reader_types.get(f["name"]) == json.dumps(f["type"], sort_keys=True) for f in writer["fields"]
+    )
+
+
 def decode_plan(registry: Registry, subject: str, *, reader_version: int | None = None) -> DecodePlan:
     """Reader = the subject's latest version (or ``reader_version``); writers = all versions."""
     import json
@@ -111,7 +126,9 @@ def decode_plan(registry: Registry, subject: str, *, reader_version: int | None 
             reader.avro_schema, version.avro_schema, reader_label=reader.label, writer_label=version.label
         )
         mismatch = "; ".join(str(p) for p in problems) or None
-        writers.append(WriterPlan(version=version, required_fields=_required_fields(version.schema_json), mismatch=mismatch))
+        direct = not mismatch and version.schema_id != reader.schema_id and _fields_within(version.schema_json, reader_doc)
+        writers.append(WriterPlan(version=version, required_fields=_required_fields(version.schema_json), mismatch=mismatch,
+                                  direct=direct))
     foreign = frozenset(v.schema_id for v in registry.all_versions() if v.schema_id not in subject_ids)
     return DecodePlan(subject=subject, reader=reader, writers=tuple(writers), foreign_ids=foreign)
 
@@ -161,9 +178,12 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     # a separate projection: Spark does not inline an expensive expression into several uses.
     body = F.col("_body")
     routed = F.col("_header_reason").isNull()
+    def options(w: WriterPlan) -> dict[str, str]:
+        return {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"} if w.direct else {"mode": "PERMISSIVE"}
+
     decoded_cols = [
         F.when(routed & (F.col("schema_id") == w.version.schema_id),
-               from_avro(body, w.version.schema_json, {"mode": "PERMISSIVE"})).alias(f"_w{w.version.schema_id}")
+               from_avro(body, w.version.schema_json, options(w))).alias(f"_w{w.version.schema_id}")
         for w in readable
     ]
     staged = staged.select("*", *decoded_cols)
@@ -177,12 +197,17 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
         mine = routed & (F.col("schema_id") == sid)
         failed = mine & _failed(dec, w.required_fields)
         padded = from_avro(F.concat(body, F.lit(bytearray(_PADDING))), writer_json, {"mode": "PERMISSIVE"})
+        import json
+
+        # direct: the reader-shaped record projected back onto the writer's fields re-encodes
+        # to the same bytes (same types); CASE order keeps to_avro away from failed rows
+        as_writer = F.struct(*[dec[f["name"]].alias(f["name"]) for f in json.loads(writer_json)["fields"]]) if w.direct else dec
         reason = (
             F.when(failed & ~_failed(padded, w.required_fields), F.lit("TRUNCATED"))
             .when(failed, F.lit("CORRUPT"))
-            .when(mine & (F.length(to_avro(dec, writer_json)) != F.length(body)), F.lit("TRAILING_BYTES"))
+            .when(mine & (F.length(to_avro(as_writer, writer_json)) != F.length(body)), F.lit("TRAILING_BYTES"))
         )
-        if w.version.schema_id == plan.reader.schema_id:
+        if w.version.schema_id == plan.reader.schema_id or w.direct:
             record = dec
         else:
             record = F.when(mine, from_avro(body, writer_json, {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"}))
