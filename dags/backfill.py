@@ -47,11 +47,13 @@ _tables = sorted(
     for name, stream in load_streams(_settings.streams_file).items()
     for fmt in stream.sink_formats
 )
-_OFFSETS = {"type": "object", "additionalProperties": {
-    "type": "object", "minProperties": 1,
-    "propertyNames": {"pattern": r"^\d+$"},
-    "additionalProperties": {"type": "integer", "minimum": -2},
-}}
+
+
+def _offsets(description: str) -> Param:
+    """Optional ``{"topic": {"partition": offset}}`` (the job checks -2/-1 and the coverage)."""
+    per_topic = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": r"^\d+$"},
+                 "additionalProperties": {"type": "integer", "minimum": -2}}
+    return Param(None, type=["null", "object"], additionalProperties=per_topic, description=description)
 
 
 @task(task_id="prepare")
@@ -115,10 +117,8 @@ with DAG(
                        description="first hour replaced, UTC, on a whole hour, e.g. 2026-11-24T05:00Z"),
         "end": Param(type="string", pattern=HOUR_PATTERN,
                      description="end of the range, exclusive, e.g. 2026-11-24T07:00Z (= hours 05 and 06)"),
-        "starting_offsets": Param(None, type=["null", "object"], **{k: v for k, v in _OFFSETS.items() if k != "type"},
-                                  description='optional, Kafka by offsets: {"topic": {"0": first}} (-2 earliest)'),
-        "ending_offsets": Param(None, type=["null", "object"], **{k: v for k, v in _OFFSETS.items() if k != "type"},
-                                description='optional: {"topic": {"0": end}}, exclusive (-1 latest)'),
+        "starting_offsets": _offsets('optional, Kafka by offsets: {"topic": {"0": first}} (-2 earliest)'),
+        "ending_offsets": _offsets('optional: {"topic": {"0": end}}, exclusive (-1 latest)'),
         "dry_run": Param(True, type="boolean", description="print the plan, change nothing (untick to run)"),
     },
 ) as dag:

@@ -8,7 +8,8 @@ so there is one way each thing is done:
 * **read** — Spark's Kafka source in batch mode. By time: ``startingTimestamp`` /
   ``endingTimestamp`` (ms; Kafka's time index turns them into per-partition offsets, the end
   is exclusive). By offsets: ``startingOffsets`` / ``endingOffsets`` JSON. ``failOnDataLoss``
-  stays on: offsets that vanish mid-read fail the job.
+  stays on: offsets that vanish mid-read fail the job. The range is read once, decoded once
+  and cached (memory and disk); each hour's write, its quarantine and the counts read the cache.
 * **decode** — :func:`kafkalake.ingest.decode`, the stream's own transform (invariant 1).
   Undecodable records become quarantine rows exactly as in the stream (invariant 3).
 * **publish** — :class:`kafkalake.compaction.Compactor`: each hour is written to a new
@@ -45,6 +46,12 @@ reason code, raw key/value bytes). The manifest entry of the hour names that fol
 after the publish), so running the same backfill twice leaves the same lake *and* the same
 quarantine. The landing sink's own ``zone=quarantine`` rows (the stream's view) are untouched.
 
+An hour whose records are *all* undecodable publishes no lake version (its table rows are
+none either way; the hour stays out of the manifest, its quarantine folder is kept). This also
+steers clear of a Spark 4.1 behaviour: an ``observe`` before ``repartition`` +
+``sortWithinPartitions`` over zero rows yields no observed row (``Observation.get`` fails), so
+the Compactor cannot write an empty hour of a table with ``compaction.sort_by``.
+
 **Verification.** The job's JSON report has per hour: rows published, quarantined, the
 Kafka offsets of the hour and their count. :func:`verify_report` (the DAG's ``verify`` task,
 and ``kafkalake backfill``) asks Kafka again and checks ``rows + quarantined == offsets in
@@ -62,7 +69,7 @@ import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -148,7 +155,7 @@ def parse_boundary(name: str, value: object) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise BackfillError(f"{name} is required: an ISO timestamp on a whole hour, e.g. 2026-11-24T05:00Z")
     try:
-        return Hour.parse(value.strip().replace("Z", "+00:00")).start
+        return Hour.parse(value.strip()).start
     except LakeError as exc:
         raise BackfillError(f"{name}: {exc}") from None
 
@@ -248,7 +255,8 @@ def refuse_open(hours: list[Hour], cutoff: datetime, *, stream: str, fmt: str, g
         raise BackfillError(
             f"hour {first.key}{more} is still open to stream {stream!r}: its {fmt} sink's watermark minus "
             f"{grace_minutes:g} min grace is {iso(cutoff)}; backfill only hours ending by then "
-            f"(hour {first.key} is closed once the stream has passed {iso(first.end + timedelta(minutes=grace_minutes))})"
+            f"(hour {first.key} is closed once the stream has passed "
+            f"{iso(first.end + timedelta(minutes=grace_minutes))})"
         )
 
 
@@ -347,8 +355,8 @@ class BackfillPlan:
     def describe(self) -> list[str]:
         """The plan as an operator reads it (what a dry run prints)."""
         how = {"timestamps": "Kafka by time", "offsets": "Kafka by offsets", "landing": "the landing sink"}[self.mode]
-        lines = [f"backfill {self.table} ({self.fmt}) from {how}: [{self.start}, {self.end}) = {len(self.hours)} hour(s); "
-                 f"hours closed before {self.closed_before}"]
+        lines = [f"backfill {self.table} ({self.fmt}) from {how}: [{self.start}, {self.end}) = "
+                 f"{len(self.hours)} hour(s); hours closed before {self.closed_before}"]
         if self.mode == "offsets":
             for topic in sorted(self.starting_offsets or {}):
                 ranges = ", ".join(f"{p}: {self.starting_offsets[topic][p]}..{(self.ending_offsets or {})[topic][p]}"
@@ -366,7 +374,7 @@ class BackfillPlan:
         return lines
 
 
-def _offsets_at(admin: Any, topics: tuple[str, ...], moments: list[datetime], latest: dict[str, int],
+def _offsets_at(admin: Any, moments: list[datetime], latest: dict[str, int],
                 timeout: float = 30.0) -> list[dict[str, int]]:
     """Per moment: ``{tp: first offset with timestamp >= moment}`` (Kafka's time index); the
     end offset where no record is that late (what Spark's ``endingTimestamp`` does too)."""
@@ -390,7 +398,8 @@ def _offsets_at(admin: Any, topics: tuple[str, ...], moments: list[datetime], la
     return out
 
 
-def _log_starts(settings: Settings, earliest: dict[str, int], latest: dict[str, int]) -> dict[str, tuple[int, datetime | None]]:
+def _log_starts(settings: Settings, earliest: dict[str, int],
+                latest: dict[str, int]) -> dict[str, tuple[int, datetime | None]]:
     """``{tp: (earliest offset, its record's timestamp)}`` for partitions whose log start moved."""
     from kafkalake.topics import record_timestamps
 
@@ -433,8 +442,9 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
 
     Refuses (one line): an unknown table; hours still open to the stream; hours Kafka no
     longer holds completely (Kafka source); offsets that do not cover the hours; hours with
-    no landing files, or whose landing files were deleted (landing source); an hour Kafka has
-    no records for while the lake or landing has rows (it would be replaced by nothing).
+    no landing files, or whose landing files were deleted (landing source); an hour for which
+    Kafka's time index has fewer records than the lake has rows, or none while landing has
+    files (the backfill would drop rows). Hours with nothing anywhere are skipped.
     """
     from kafkalake.lake import resolve_table
     from kafkalake.topics import admin_client, list_offsets
@@ -448,7 +458,7 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
     admin = admin_client(settings.bootstrap_servers)
     latest = list_offsets(admin, stream.topics, which="latest", where=settings.bootstrap_servers)
     earliest = list_offsets(admin, stream.topics, which="earliest", where=settings.bootstrap_servers)
-    boundaries = _offsets_at(admin, stream.topics, [h.start for h in hours] + [hours[-1].end], latest)
+    boundaries = _offsets_at(admin, [h.start for h in hours] + [hours[-1].end], latest)
     ranges = hour_ranges(boundaries)
     gone = incomplete_hours(hours, _log_starts(settings, earliest, latest))
 
@@ -484,11 +494,14 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
             if not complete:
                 raise BackfillError(f"hour {hour.key}: Kafka no longer holds all of its records ({gone[hour.key]}); "
                                     f"rebuild it from the landing zone (source=landing)")
+            if entry and entry["rows"] > in_kafka:
+                raise BackfillError(f"hour {hour.key}: Kafka's time index puts {in_kafka:,} records in it but the "
+                                    f"lake has {entry['rows']:,} rows; replacing them would lose rows (timestamps "
+                                    f"out of order in a CreateTime topic?): rebuild it from landing")
             if in_kafka == 0:
-                if entry or files:
-                    have = f"{entry['rows']:,} rows in the lake" if entry else f"{len(files)} landing file(s)"
-                    raise BackfillError(f"hour {hour.key}: Kafka has no records for it but the table has {have}; "
-                                        f"refusing to replace them with nothing")
+                if files:
+                    raise BackfillError(f"hour {hour.key}: Kafka has no records for it but landing has {len(files)} "
+                                        f"file(s); refusing to replace them with nothing")
                 action, why = "skip", "no records in Kafka, nothing in the table"
         else:
             if not files:
@@ -607,7 +620,8 @@ def _landing_quarantine_counts(spark: SparkSession, paths: TablePaths, schema: A
     reader = spark.read.schema(schema).format(paths.fmt)
     if paths.fmt == "avro":
         reader = reader.option("ignoreExtension", "true")
-    df = reader.load(str(paths.landing)).where(F.col("zone") == QUARANTINE).where(_hour_key_column().isin(sorted(present)))
+    df = (reader.load(str(paths.landing)).where(F.col("zone") == QUARANTINE)
+          .where(_hour_key_column().isin(sorted(present))))
     return {key: n for (key, _zone), n in _count_by_hour_zone(df).items()}
 
 
@@ -621,34 +635,38 @@ def run_backfill(
 ) -> dict[str, Any]:
     """Plan, and unless ``dry_run`` replace, the requested hours. Returns the report (JSON-able).
 
-    Spark starts only for a real run; the plan is made again under the table's lock.
+    A dry run needs no Spark and takes no lock. A real run plans under the table's lock (what
+    is true while it holds it), after rolling back what a dead run left behind.
     """
     started = time.monotonic()
-    plan = plan_backfill(settings, request)
-    for line in plan.describe():
-        progress(line)
-    report: dict[str, Any] = {
-        "table": plan.table, "format": plan.fmt, "source": plan.source, "mode": plan.mode, "dry_run": dry_run,
-        "start": plan.start, "end": plan.end, "closed_before": plan.closed_before, "topics": plan.topics,
-        "plan": [asdict(h) for h in plan.hours], "hours": [], "recovered": [],
-        "starting_offsets": plan.starting_offsets, "ending_offsets": plan.ending_offsets,
-    }
+
+    def planned(plan: BackfillPlan) -> dict[str, Any]:
+        for line in plan.describe():
+            progress(line)
+        return {
+            "table": plan.table, "format": plan.fmt, "source": plan.source, "mode": plan.mode, "dry_run": dry_run,
+            "start": plan.start, "end": plan.end, "closed_before": plan.closed_before, "topics": plan.topics,
+            "plan": [asdict(h) for h in plan.hours], "hours": [],
+            "starting_offsets": plan.starting_offsets, "ending_offsets": plan.ending_offsets,
+        }
+
     if dry_run:
+        report = planned(plan_backfill(settings, request))
         report["seconds"] = round(time.monotonic() - started, 3)
         return report
     from kafkalake.compaction import lock_table, recover
     from kafkalake.lake import resolve_table
 
+    if spark_factory is None:
+        raise BackfillError("a backfill needs a Spark session factory")
     stream, paths = resolve_table(settings, request.table)
     lock = lock_table(paths)
     try:
-        report["recovered"] = _QuarantineLedger.recover(settings, paths) + recover(paths)
-        for note in report["recovered"]:
+        recovered = _QuarantineLedger.recover(settings, paths) + recover(paths)
+        for note in recovered:
             progress(f"  recovered: {note}")
-        plan = plan_backfill(settings, request)  # under the lock: what is true now
-        report["plan"] = [asdict(h) for h in plan.hours]
-        if spark_factory is None:
-            raise BackfillError("a backfill needs a Spark session factory")
+        plan = plan_backfill(settings, request)
+        report = {**planned(plan), "recovered": recovered}
         report.update(_replace_hours(spark_factory(), settings, stream, paths, request, plan, progress))
     finally:
         lock.close()
@@ -658,6 +676,12 @@ def run_backfill(
 
 def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig, paths: TablePaths,
                    request: BackfillRequest, plan: BackfillPlan, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Read, decode, quarantine, then write + verify + publish through the Compactor.
+
+    An hour whose records are all undecodable (quarantine only) publishes no lake version:
+    its table rows are none either way, and Spark cannot observe an empty sorted write
+    (see the module notes). Its quarantine folder is kept like the others.
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -669,23 +693,28 @@ def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig
     registry = Registry(settings.schemas_dir)
     compactor = Compactor(spark, stream, paths, registry.latest(stream.subject).schema_json, progress=progress)
     ledger = _QuarantineLedger(settings, paths, compactor.run_id)
-    out: dict[str, Any] = {"run_id": compactor.run_id, "records_outside_hours": 0}
+    out: dict[str, Any] = {"run_id": compactor.run_id, "records_read": None, "records_outside_hours": 0}
     todo = plan.to_write
-    hour_keys = [h.hour for h in todo]
     decoded = None
-    results_by_hour: dict[str, dict[str, Any]] = {}
+    items, extra, rows_of, quarantine_only = [], {}, {}, {}
     try:
-        items, extra = [], {}
         landing = landing_hours(paths)
         if plan.source == "kafka":
             raw = read_kafka(spark, settings, plan.topics, plan=plan, start=request.start, end=request.end)
             decoded = decode(raw, decode_plan(registry, stream.subject)).persist(StorageLevel.MEMORY_AND_DISK)
             counts = _count_by_hour_zone(decoded)  # the one Kafka read; everything below reads the cache
+            wanted = {h.hour for h in plan.hours}
             out["records_read"] = sum(counts.values())
-            out["records_outside_hours"] = sum(n for (key, _z), n in counts.items() if key not in {h.hour for h in plan.hours})
-            quarantined = {key: counts.get((key, QUARANTINE), 0) for key in hour_keys}
+            out["records_outside_hours"] = sum(n for (key, _z), n in counts.items() if key not in wanted)
+            rows_of = {h.hour: counts.get((h.hour, LANDING), 0) for h in todo}
+            quarantined = {h.hour: counts.get((h.hour, QUARANTINE), 0) for h in todo}
+            for h in todo:
+                if rows_of[h.hour] == 0 and h.lake_rows:
+                    raise BackfillError(f"hour {h.hour}: every one of its {quarantined[h.hour]:,} records in Kafka is "
+                                        f"undecodable now, but the lake has {h.lake_rows:,} rows; refusing to replace "
+                                        f"them with nothing (check the schema registry)")
         else:
-            quarantined = _landing_quarantine_counts(spark, paths, compactor.schema, hour_keys)
+            quarantined = _landing_quarantine_counts(spark, paths, compactor.schema, [h.hour for h in todo])
         for h in todo:
             hour = Hour.parse(h.hour)
             q = quarantined.get(h.hour, 0)
@@ -695,27 +724,29 @@ def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig
             if plan.source == "kafka":
                 assert decoded is not None
                 in_hour = decoded.where((F.col("dt") == hour.dt) & (F.col("hour") == hour.hour))
-                source = in_hour.where(F.col("zone") == LANDING)
-                read = counts.get((h.hour, LANDING), 0)
-                source_fp = kafka_fingerprint(h.kafka_offsets)
                 info["quarantine"] = None
                 if q:
                     rel = f"quarantine/{paths.fmt}/{paths.name}/{hour.folder}/run={compactor.run_id}"
                     folder = ledger.add(rel)
-                    in_hour.where(F.col("zone") == QUARANTINE).select(*QUARANTINE_FIELDS).repartition(1) \
-                        .write.mode("errorifexists").parquet(str(folder))
+                    (in_hour.where(F.col("zone") == QUARANTINE).select(*QUARANTINE_FIELDS).repartition(1)
+                     .write.mode("errorifexists").parquet(str(folder)))
                     info["quarantine"] = {"dir": rel, "rows": q}
-                progress(f"  {h.hour}: {read:,} records from Kafka, {q:,} quarantined "
-                         f"(offsets in range: {h.offsets_in_range:,})")
-                result = HourResult(h.hour, len([r for r in h.kafka_offsets.values() if r[1] > r[0]]), 0, [])
+                progress(f"  {h.hour}: {rows_of[h.hour] + q:,} records from Kafka ({q:,} quarantined); "
+                         f"offsets in range: {h.offsets_in_range:,}")
+                if rows_of[h.hour] == 0:
+                    quarantine_only[h.hour] = {"hour": h.hour, "action": "quarantine only", "rows": 0,
+                                               "output_files": 0, "dir": "", "checksum": "", "quarantined": q, **info}
+                    continue
+                source = in_hour.where(F.col("zone") == LANDING)
+                source_fp = kafka_fingerprint(h.kafka_offsets)
+                partitions = sum(1 for first, end in h.kafka_offsets.values() if end > first)
+                result = HourResult(h.hour, partitions, 0, [])
             else:
                 source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
                 source_fp = info["landing_fingerprint"]
-                info["landing_quarantined"] = q
                 files = landing.get(hour, {})
                 result = HourResult(h.hour, len(files), sum(files.values()), sorted(files.values()))
-            extra[h.hour] = info
-            results_by_hour[h.hour] = {"quarantined": q, **info}
+            extra[h.hour] = {**info, "quarantined": q}
             items.append((hour, h.outputs, source_fp, source, result))
         results = compactor.run(items, origin="backfill", extra=extra) if items else []
     except BaseException:
@@ -724,38 +755,33 @@ def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig
     finally:
         if decoded is not None:
             decoded.unpersist()
-    superseded = _drop_superseded_quarantine(settings, paths, [r.hour for r in results])
-    ledger.done()
+    ledger.done()  # committed: the manifest names the published hours' folders
+    keep = {key: (info.get("quarantine") or {}).get("dir") for key, info in quarantine_only.items()}
+    keep.update({r.hour: (extra[r.hour].get("quarantine") or {}).get("dir") for r in results})
     out["cleanup"] = compactor.cleanup() if results else {}
-    out["cleanup"]["quarantine_folders_removed"] = superseded
-    out["hours"] = []
-    for h in plan.hours:
-        if h.action == "skip":
-            out["hours"].append({"hour": h.hour, "action": "skip", "why": h.why, "rows": 0, "quarantined": 0,
-                                 "offsets_in_range": h.offsets_in_range, "kafka_offsets": h.kafka_offsets,
-                                 "kafka_complete": h.kafka_complete})
-    for r in results:
-        action = next(h.action for h in plan.hours if h.hour == r.hour)
-        out["hours"].append({"action": action, **asdict(r), **results_by_hour[r.hour]})
+    out["cleanup"]["quarantine_folders_removed"] = _drop_superseded_quarantine(settings, paths, keep)
+    out["hours"] = [{"hour": h.hour, "action": "skip", "why": h.why, "rows": 0, "quarantined": 0,
+                     "offsets_in_range": h.offsets_in_range, "kafka_offsets": h.kafka_offsets,
+                     "kafka_complete": h.kafka_complete} for h in plan.hours if h.action == "skip"]
+    out["hours"] += list(quarantine_only.values())
+    actions = {h.hour: h.action for h in plan.hours}
+    out["hours"] += [{"action": actions[r.hour], **asdict(r), **extra[r.hour]} for r in results]
     out["hours"].sort(key=lambda h: h["hour"])
     out["totals"] = {
-        "hours_replaced": len(results), "rows": sum(r.rows for r in results),
-        "quarantined": sum(h["quarantined"] for h in out["hours"]),
+        "hours_replaced": len(results), "hours_quarantine_only": len(quarantine_only),
+        "rows": sum(r.rows for r in results), "quarantined": sum(h["quarantined"] for h in out["hours"]),
         "offsets_in_range": sum(h["offsets_in_range"] for h in out["hours"]),
     }
     return out
 
 
-def _drop_superseded_quarantine(settings: Settings, paths: TablePaths, hour_keys: list[str]) -> int:
-    """After a publish: quarantine run folders of those hours the manifest no longer names."""
-    manifest = read_manifest(paths)
+def _drop_superseded_quarantine(settings: Settings, paths: TablePaths, keep: Mapping[str, str | None]) -> int:
+    """After a run: the other quarantine run folders of its hours (``keep``: hour -> this run's folder)."""
     removed = 0
-    for key in hour_keys:
-        entry = manifest["hours"].get(key) or {}
-        keep = (entry.get("quarantine") or {}).get("dir")
+    for key, kept in keep.items():
         folder = quarantine_root(settings, paths) / Hour.parse(key).folder
         for run_dir in sorted(folder.glob("run=*")) if folder.is_dir() else []:
-            if str(run_dir.relative_to(settings.lake_root)) != keep:
+            if str(run_dir.relative_to(settings.lake_root)) != kept:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 removed += 1
     return removed
@@ -771,11 +797,15 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         return [f"{name}: dry run, would replace {len(todo)} hour(s) (~{sum(h['offsets_in_range'] for h in todo):,} "
                 f"records in Kafka) from {report['source']}; nothing changed"]
     totals = report.get("totals") or {}
-    lines = [f"{name}: {totals.get('hours_replaced', 0)} hour(s) replaced from {report['source']} (run {report.get('run_id')}): "
-             f"{totals.get('rows', 0):,} rows, {totals.get('quarantined', 0):,} quarantined; {report.get('seconds', 0):.1f} s"]
+    lines = [f"{name}: {totals.get('hours_replaced', 0)} hour(s) replaced from {report['source']} "
+             f"(run {report.get('run_id')}): {totals.get('rows', 0):,} rows, {totals.get('quarantined', 0):,} "
+             f"quarantined; {report.get('seconds', 0):.1f} s"]
     for h in report.get("hours", []):
         if h["action"] == "skip":
             lines.append(f"  {h['hour']}: skipped ({h['why']})")
+        elif h["action"] == "quarantine only":
+            lines.append(f"  {h['hour']}: no decodable records; {h['quarantined']:,} quarantined, "
+                         f"{h['offsets_in_range']:,} offsets in range; no lake version")
         else:
             lines.append(f"  {h['hour']}: {h['rows']:,} rows in {h['output_files']} file(s), {h['quarantined']:,} "
                          f"quarantined, {h['offsets_in_range']:,} offsets in range, checksum {h['checksum']}")
@@ -790,7 +820,9 @@ def verify_report(settings: Settings, report: dict[str, Any]) -> list[str]:
     Per replaced hour: the manifest publishes this run's version with the reported rows, and
     ``rows + quarantined == offsets in range``, the offsets asked from Kafka again now (a
     landing rebuild compares with the landing's quarantine; an hour Kafka no longer holds
-    completely cannot be checked against it and says so). Raises
+    completely cannot be checked against it and says so). One offset = one record: true for
+    the platform's (non-transactional) producers; transaction markers would count as offsets
+    and make the check fail loudly, never pass wrongly. Raises
     :class:`BackfillVerificationError` listing every mismatch with its figures.
     """
     from kafkalake.lake import resolve_table
@@ -810,30 +842,34 @@ def verify_report(settings: Settings, report: dict[str, Any]) -> list[str]:
         latest = list_offsets(admin, stream.topics, which="latest", where=settings.bootstrap_servers)
         keys = [Hour.parse(h["hour"]) for h in hours]
         moments = sorted({m for k in keys for m in (k.start, k.end)})
-        at = dict(zip(moments, _offsets_at(admin, stream.topics, moments, latest)))
+        at = dict(zip(moments, _offsets_at(admin, moments, latest)))
         now = {k.key: sum(max(0, at[k.end][tp] - at[k.start][tp]) for tp in latest) for k in keys}
     for h in hours:
         key = h["hour"]
         entry = manifest["hours"].get(key)
-        if entry is None or entry.get("run_id") != report["run_id"]:
+        if h["action"] == "quarantine only":
+            rows = entry["rows"] if entry else 0
+        elif entry is None or entry.get("run_id") != report["run_id"]:
             problems.append(f"{key}: the manifest publishes run {entry.get('run_id') if entry else None}, "
                             f"not this backfill's {report['run_id']}")
             continue
-        if entry["rows"] != h["rows"]:
-            problems.append(f"{key}: the manifest says {entry['rows']:,} rows, the job reported {h['rows']:,}")
+        else:
+            rows = entry["rows"]
+        if rows != h["rows"]:
+            problems.append(f"{key}: the lake has {rows:,} rows, the job reported {h['rows']:,}")
             continue
         q = h["quarantined"]
         if not h.get("kafka_complete", True):
-            lines.append(f"verify {key}: {entry['rows']:,} rows published, {q:,} quarantined; Kafka no longer holds "
+            lines.append(f"verify {key}: {rows:,} rows published, {q:,} quarantined; Kafka no longer holds "
                          f"the whole hour (retention): offsets check not possible")
             continue
         offsets = now[key]
         moved = f" (the job saw {h['offsets_in_range']:,})" if offsets != h["offsets_in_range"] else ""
-        figure = f"{entry['rows']:,} rows == {offsets:,} offsets in range{moved} - {q:,} quarantined"
-        if entry["rows"] + q == offsets:
+        figure = f"{rows:,} rows == {offsets:,} offsets in range{moved} - {q:,} quarantined"
+        if rows + q == offsets:
             lines.append(f"verify {key}: {figure}: ok")
         else:
-            problems.append(f"{key}: {entry['rows']:,} rows + {q:,} quarantined != {offsets:,} offsets in range{moved}")
+            problems.append(f"{key}: {rows:,} rows + {q:,} quarantined != {offsets:,} offsets in range{moved}")
     for h in report.get("hours", []):
         if h["action"] == "skip":
             lines.append(f"verify {h['hour']}: skipped ({h['why']})")

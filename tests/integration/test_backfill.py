@@ -1,9 +1,11 @@
 """Backfill for real: a real broker, the real stream job, spark-submit, `airflow dags test`.
 
 One table for the module: two past hours on a CreateTime topic (1,000 fridge records each, plus
-a few undecodable ones in the first), streamed into landing and compacted into the lake. Each
-test leaves the table's content as it found it (a backfill replaces hours with the same rows),
-which is itself the property under test.
+a few undecodable ones in the first) and, an hour before them, an hour of undecodable records
+only; streamed into landing and compacted into the lake. Each test leaves the table's content
+as it found it (a backfill replaces hours with the same rows), which is itself the property
+under test. Spark-heavy steps that are not the subject of a test run in-process (``lake_spark``);
+the backfills under test go through the CLI (spark-submit) and ``airflow dags test``.
 """
 
 from __future__ import annotations
@@ -35,49 +37,54 @@ class Table:
     settings: Settings
     topic: str
     hours: list[Hour]
+    bad_only: Hour
     good: int
     bad: int
     original: tuple[int, str, int]
 
 
-def produce_bad(settings: Settings, topic: str, hour: Hour) -> int:
+def produce_bad(settings: Settings, topic: str, hour: Hour, values: list[bytes]) -> int:
     """Undecodable records at the very start of ``hour`` (before its good ones, in time order)."""
     from kafkalake.producer import make_producer
 
     producer = make_producer(settings.bootstrap_servers)
-    for i, value in enumerate(BAD_VALUES):
+    for i, value in enumerate(values):
         producer.produce(topic, value=value, key=f"bad-{i}".encode(), timestamp=int(hour.start.timestamp() * 1000))
     assert producer.flush(30) == 0
-    return len(BAD_VALUES)
+    return len(values)
 
 
 @pytest.fixture(scope="module")
-def table(kafka: Settings, tmp_path_factory: pytest.TempPathFactory) -> Table:
+def table(kafka: Settings, tmp_path_factory: pytest.TempPathFactory, lake_spark) -> Table:  # noqa: ANN001
+    from kafkalake.compaction import closed_before, compact_table
+
     tmp = tmp_path_factory.mktemp("backfill")
     topic = create_time_topic(kafka)
     settings = table_settings(kafka, tmp, "fr", topic=topic)
-    hours = hours_before(count=2)
-    bad = produce_bad(kafka, topic, hours[0])
+    bad_only, *hours = hours_before(count=4)[:3]
+    produce_bad(kafka, topic, bad_only, BAD_VALUES[:3])
+    bad = produce_bad(kafka, topic, hours[0], BAD_VALUES)
     good = produce_at(kafka, topic, past_stamps(hours, 1000))
     run = run_cli(settings, "stream", "run", "fr", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    compact = run_cli(settings, "compact", "fr", timeout=600)
-    assert compact.returncode == 0, compact.stdout[-3000:] + compact.stderr[-3000:]
-    _stream, paths = resolve_table(settings, "fr")
+    stream, paths = resolve_table(settings, "fr")
+    compact_table(lake_spark, settings, stream, paths, closed_before=closed_before(settings, stream, paths),
+                  progress=lambda _: None)
     manifest = read_manifest(paths)
     assert sorted(manifest["hours"]) == [h.key for h in hours], manifest["hours"].keys()
     original = arrow_state(settings)
     assert original[0] == original[2] == good
-    return Table(settings, topic, hours, good, bad, original)
+    return Table(settings, topic, hours, bad_only, good, bad, original)
 
 
 def quarantine_runs(settings: Settings, hour: Hour) -> list[Path]:
     return sorted((settings.lake_root / "quarantine" / "parquet" / "fr" / hour.folder).glob("run=*"))
 
 
-def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_nothing(table: Table) -> None:
+def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_nothing(table: Table, lake_spark) -> None:  # noqa: ANN001
     import pyarrow.dataset as ds
 
+    from kafkalake.backfill import parse_request, run_backfill
     from kafkalake.compaction import closed_before, plan_table
 
     settings, victim = table.settings, table.hours[0]
@@ -101,8 +108,10 @@ def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_noth
     assert bad.num_rows == table.bad and sorted(bad["raw_value"].to_pylist()) == sorted(BAD_VALUES)
     assert set(bad["reason"].to_pylist()) >= {"BAD_MAGIC", "SHORT_HEADER", "EMPTY"}
 
-    second = run_cli(settings, *args, timeout=600)
-    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    # the same backfill again (in-process: the job's own body, without a second JVM start)
+    second = run_backfill(settings, parse_request("fr", start=victim.start, end=victim.end),
+                          spark_factory=lambda: lake_spark, progress=lambda _: None)
+    assert second["hours"][0]["rows"] == before["rows"]
     assert arrow_state(settings) == table.original
     again = read_manifest(paths)["hours"][victim.key]
     assert (again["rows"], again["checksum"], again["origin"]) == (entry["rows"], entry["checksum"], "backfill")
@@ -155,12 +164,22 @@ def test_offsets_mode_replaces_whole_hours_and_refuses_a_partial_range(table: Ta
                                ending_offsets={table.topic: {"0": -1, "1": -1}})
     report = run_backfill(settings, everything, spark_factory=lambda: lake_spark, progress=lambda _: None)
     assert report["mode"] == "offsets"
-    assert report["records_outside_hours"] == table.good // 2 + table.bad  # hour 0: read, left untouched
+    assert report["records_outside_hours"] == table.good // 2 + table.bad + 3  # other hours: read, left untouched
     (done,) = report["hours"]
     assert (done["hour"], done["rows"], done["quarantined"]) == (hour.key, table.good // 2, 0)
     assert any(line.endswith(": ok") for line in verify_report(settings, report))
     assert arrow_state(settings) == table.original
     assert read_manifest(paths)["hours"][hour.key]["origin"] == "backfill"
+
+    # an hour of undecodable records only: no lake version, its records in quarantine (once, re-run or not)
+    for _ in range(2):
+        empty = run_backfill(settings, parse_request("fr", start=table.bad_only.start, end=table.bad_only.end),
+                             spark_factory=lambda: lake_spark, progress=lambda _: None)
+        assert [(h["action"], h["rows"], h["quarantined"]) for h in empty["hours"]] == [("quarantine only", 0, 3)]
+        assert f"verify {table.bad_only.key}: 0 rows == 3 offsets in range - 3 quarantined: ok" in verify_report(settings, empty)
+        assert table.bad_only.key not in read_manifest(paths)["hours"]
+        assert [p.name for p in quarantine_runs(settings, table.bad_only)] == [f"run={empty['run_id']}"]
+    assert arrow_state(settings) == table.original
 
 
 def test_backfill_dag_dry_run_real_run_and_bad_params(table: Table, airflow_env_ready: dict[str, str]) -> None:
