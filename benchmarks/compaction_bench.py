@@ -18,15 +18,21 @@ Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
   notebook's) ``read -> repartition(n) -> write``. It is the cheapest rewrite that yields files
   of the target size: no per-hour jobs, no checksums, no read-back, no manifest. (Its output
   is not laid out by hour, which the lake needs; that layout is part of what kafkalake pays.)
-* kafkalake: :func:`kafkalake.compaction.compact_table` (plan, per-hour repartition + write
-  with the source checksum observed in the same pass, read-back verification, atomic manifest
-  publish, cleanup) into an empty lake folder.
+* kafkalake: :func:`kafkalake.compaction.compact_table` (plan; one write job for all hours,
+  exact files per hour, the per-hour source checksums observed in the same pass; one
+  read-back verification job; atomic manifest publish; cleanup) into an empty lake folder.
 
 Rounds alternate naive, kafkalake | kafkalake, naive so JIT and page-cache warm-up is shared;
 the "before" queries run first and warm the JVM and the page cache for both. Compaction of a
 landing is a no-op the second time, so round 2 deletes the lake folder first (the landing is
 untouched). Figure: median (= mean of 2) seconds per contender. Goal (issue 5): kafkalake
 >= 0.8x the naive MB/s while verifying and publishing atomically.
+
+Two clocks for every rewrite and query: wall (the goals) and CPU seconds of the Spark JVM plus
+this process (``/proc/<pid>/stat`` + ``time.process_time``). On a shared 2-core machine other
+load stretches wall time but hardly CPU time, so the CPU ratio shows the extra *work*
+(checksums, read-back) while the wall ratio also shows lost parallelism (a stage with fewer
+tasks than cores leaves a core idle). Both go to the JSON with the load average at start/end.
 
 Reading: the same aggregate, ``name, count(*), count(temperature), avg(temperature) GROUP BY
 name`` (5,000 groups over every row), before compaction (5,000 landing files) and after
@@ -123,62 +129,87 @@ def _files_summary(files: list[Path]) -> dict[str, Any]:
     return {"files": len(sizes), "bytes": sum(sizes), "mean_file_bytes": round(sum(sizes) / len(sizes)) if sizes else 0}
 
 
+class CpuClock:
+    """CPU seconds of the benchmark's processes: the Spark JVM (local mode: driver and executor
+    threads) from ``/proc/<pid>/stat`` plus this Python process (driver code, DuckDB's threads).
+    A second clock beside the wall: other load on the machine stretches wall time, not CPU time."""
+
+    def __init__(self, spark) -> None:  # noqa: ANN001
+        self._stat = Path(f"/proc/{spark._jvm.java.lang.ProcessHandle.current().pid()}/stat")
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __call__(self) -> float:
+        try:
+            fields = self._stat.read_text().rsplit(")", 1)[1].split()
+            jvm = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        except (OSError, IndexError, ValueError):  # not Linux: the Python side only
+            jvm = 0.0
+        return jvm + time.process_time()
+
+
 # --------------------------------------------------------------------------- the rewrites
 
 
-def _run_naive(spark, paths, columns: list[str], outputs: int, scratch: Path) -> dict[str, Any]:  # noqa: ANN001
+def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, scratch: Path) -> dict[str, Any]:  # noqa: ANN001
     from pyspark.sql import functions as F
 
     shutil.rmtree(scratch, ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu()
     (spark.read.parquet(str(paths.landing)).where(F.col("zone") == "landing").select(*columns)
      .repartition(outputs).write.parquet(str(scratch)))
-    seconds = time.perf_counter() - started
-    out = {"seconds": round(seconds, 3), "outputs": outputs, **_files_summary(_data_files(scratch))}
+    seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
+    out = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 2), "outputs": outputs,
+           **_files_summary(_data_files(scratch))}
     shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
 @contextlib.contextmanager
 def _phase_clock() -> Iterator[dict[str, float]]:
-    """Seconds spent in Compactor.write_hour and .verify_hour during the block (wrapped, not changed)."""
+    """Seconds spent in the Compactor's write and verify methods during the block (wrapped, not
+    changed): ``write_batch``/``verify_batch`` (all hours in one job each) or the per-hour
+    ``write_hour``/``verify_hour``, whichever the run uses."""
     from kafkalake.compaction import Compactor
 
     spent = {"write": 0.0, "verify": 0.0}
-    originals = {"write": Compactor.write_hour, "verify": Compactor.verify_hour}
+    methods = {name: phase for name, phase in (("write_batch", "write"), ("write_hour", "write"),
+                                                ("verify_batch", "verify"), ("verify_hour", "verify"))
+               if hasattr(Compactor, name)}
+    originals = {name: getattr(Compactor, name) for name in methods}
 
-    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[name] += time.perf_counter() - started
+                spent[phase] += time.perf_counter() - started
         return wrapper
 
-    Compactor.write_hour = timed("write", originals["write"])  # type: ignore[method-assign]
-    Compactor.verify_hour = timed("verify", originals["verify"])  # type: ignore[method-assign]
+    for name, phase in methods.items():
+        setattr(Compactor, name, timed(phase, originals[name]))
     try:
         yield spent
     finally:
-        Compactor.write_hour = originals["write"]  # type: ignore[method-assign]
-        Compactor.verify_hour = originals["verify"]  # type: ignore[method-assign]
+        for name, fn in originals.items():
+            setattr(Compactor, name, fn)
 
 
-def _run_kafkalake(spark, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
+def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
     from kafkalake.compaction import compact_table
 
     shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
     with _phase_clock() as phases:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu()
         report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc),
                                progress=lambda _line: None)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
     totals = report["totals"]
     if totals["hours_compacted"] == 0:
         raise RuntimeError(f"compaction did nothing: {json.dumps(report['plan'][:3])}")
     rest = seconds - phases["write"] - phases["verify"]
-    return {"seconds": round(seconds, 3), "report_seconds": report["seconds"], "totals": totals,
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 2), "report_seconds": report["seconds"],
+            "totals": totals,
             "phase_seconds": {"write": round(phases["write"], 3), "verify": round(phases["verify"], 3),
                               "plan_publish_cleanup": round(rest, 3)},
             "cleanup": report.get("cleanup")}
@@ -217,16 +248,20 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
-def _queries(spark, settings: Settings, paths, label: str) -> dict[str, Any]:  # noqa: ANN001
+def _queries(spark, cpu: CpuClock, settings: Settings, paths, label: str) -> dict[str, Any]:  # noqa: ANN001
     out: dict[str, Any] = {}
     for engine, run in (("duckdb", lambda: _duckdb_query(paths)), ("spark", lambda: _spark_query(spark, settings))):
-        times, result = [], None
+        times, cpus, result = [], [], None
         for i in range(QUERY_RUNS):
+            cpu_started = cpu()
             seconds, rows = run()
+            cpus.append(cpu() - cpu_started)
             times.append(seconds)
             result = rows if result is None else result
-            print(f"    {label:6} {engine:6} run {i + 1}: {seconds:6.2f}s ({len(rows):,} groups)", flush=True)
+            print(f"    {label:6} {engine:6} run {i + 1}: {seconds:6.2f}s, cpu {cpus[-1]:6.2f}s "
+                  f"({len(rows):,} groups)", flush=True)
         out[engine] = {"seconds": [round(t, 3) for t in times], "median": round(statistics.median(times), 3),
+                       "cpu_seconds": [round(c, 2) for c in cpus], "cpu_median": round(statistics.median(cpus), 2),
                        "result": sorted(result)}
     return out
 
@@ -283,6 +318,10 @@ def main(*, records: int | None = None) -> int:
     print(f"compaction benchmark: {HOURS} hours x {files_per_hour:,} files x {ROWS_PER_FILE:,} rows "
           f"({total_files:,} files, {total_files * ROWS_PER_FILE:,} rows), local[2], naive rewrite vs kafkalake, "
           f"queries before/after (DuckDB, Spark)", flush=True)
+    load_start = os.getloadavg()
+    if load_start[0] > (os.cpu_count() or 1) / 2:
+        print(f"  note: the machine is busy (load {load_start[0]:.1f} on {os.cpu_count()} cores): figures will be noisy",
+              flush=True)
     root = Path(tempfile.mkdtemp(prefix="kafkalake-bench-compaction-"))
     spark = None
     runs: dict[str, list[dict[str, Any]]] = {"naive": [], "kafkalake": []}
@@ -306,21 +345,22 @@ def main(*, records: int | None = None) -> int:
                 print(f"  note: below the issue's scale (>= {MIN_FILES:,} files, >= {MIN_BYTES / MB:,.0f} MB)", flush=True)
 
             spark = _spark_session(settings)
+            cpu = CpuClock(spark)
             columns = table_columns(landing_schema(spark, Registry(settings.schemas_dir).latest(stream.subject).schema_json))
             naive_outputs = max(1, math.ceil(generated.bytes / (TARGET_MB * 1024 * 1024)))
 
             print("  before compaction: queries over the landing files", flush=True)
             digest_before = _table_digest(paths)
-            before = _queries(spark, settings, paths, "before")
+            before = _queries(spark, cpu, settings, paths, "before")
 
             for round_no in range(1, ROUNDS + 1):
                 order = ("naive", "kafkalake") if round_no % 2 else ("kafkalake", "naive")
                 for name in order:
                     if name == "naive":
-                        result = _run_naive(spark, paths, columns, naive_outputs, root / f"naive-r{round_no}")
+                        result = _run_naive(spark, cpu, paths, columns, naive_outputs, root / f"naive-r{round_no}")
                         extra = f"{result['files']} file(s), mean {result['mean_file_bytes'] / MB:,.1f} MB"
                     else:
-                        result = _run_kafkalake(spark, settings, stream, paths)
+                        result = _run_kafkalake(spark, cpu, settings, stream, paths)
                         t, p = result["totals"], result["phase_seconds"]
                         extra = (f"{t['files_before']:,} -> {t['files_after']} file(s), mean "
                                  f"{t['mean_file_bytes_after'] / MB:,.1f} MB, {t['rows']:,} rows verified | write "
@@ -328,12 +368,13 @@ def main(*, records: int | None = None) -> int:
                                  f"{p['plan_publish_cleanup']:.1f}s")
                     result["mb_per_s"] = round(_rate(generated.bytes, result["seconds"]), 2)
                     runs[name].append(result)
-                    print(f"  round {round_no} {name:9} {result['seconds']:6.1f}s = {result['mb_per_s']:6.2f} MB/s | "
+                    print(f"  round {round_no} {name:9} {result['seconds']:6.1f}s = {result['mb_per_s']:6.2f} MB/s, "
+                          f"cpu {result['cpu_seconds']:6.1f}s | "
                           f"{extra}", flush=True)
                     if name == "kafkalake" and round_no == 1:
                         print("  after compaction: queries over the lake files", flush=True)
                         digest_after = _table_digest(paths)
-                        after = _queries(spark, settings, paths, "after")
+                        after = _queries(spark, cpu, settings, paths, "after")
     finally:
         if spark is not None:
             spark.stop()
@@ -342,6 +383,10 @@ def main(*, records: int | None = None) -> int:
     seconds = {n: statistics.median([r["seconds"] for r in rs]) for n, rs in runs.items()}
     rate = {n: round(_rate(generated.bytes, s), 2) for n, s in seconds.items()}
     ratio = rate["kafkalake"] / rate["naive"]
+    cpu_seconds = {n: statistics.median([r["cpu_seconds"] for r in rs]) for n, rs in runs.items()}
+    cpu_ratio = cpu_seconds["naive"] / cpu_seconds["kafkalake"] if cpu_seconds["kafkalake"] else float("nan")
+    cpu_speedup = {e: before[e]["cpu_median"] / after[e]["cpu_median"] if after[e]["cpu_median"] else float("nan")
+                   for e in ("duckdb", "spark")}
     speedup = {e: before[e]["median"] / after[e]["median"] for e in ("duckdb", "spark")}
     same = {e: _same_aggregates(before[e]["result"], after[e]["result"]) for e in ("duckdb", "spark")}
     rows_equal = (digest_before["rows"] == digest_after["rows"] == generated.rows
@@ -364,6 +409,8 @@ def main(*, records: int | None = None) -> int:
         "median_seconds": seconds,
         "mb_per_s": rate,
         "ratio": round(ratio, 3),
+        "median_cpu_seconds": cpu_seconds,
+        "cpu_ratio": round(cpu_ratio, 3),
         "files": {"before": totals["files_before"], "after": totals["files_after"],
                   "mean_file_bytes_before": round(totals["mean_file_bytes_before"]),
                   "mean_file_bytes_after": round(totals["mean_file_bytes_after"]),
@@ -371,11 +418,13 @@ def main(*, records: int | None = None) -> int:
                   "naive_files": runs["naive"][0]["files"], "naive_mean_file_bytes": runs["naive"][0]["mean_file_bytes"]},
         "queries": {"before": {e: {k: v for k, v in q.items() if k != "result"} for e, q in before.items()},
                     "after": {e: {k: v for k, v in q.items() if k != "result"} for e, q in after.items()},
-                    "speedup": {e: round(s, 2) for e, s in speedup.items()}, "same_result": same,
+                    "speedup": {e: round(s, 2) for e, s in speedup.items()},
+                    "cpu_speedup": {e: round(s, 2) for e, s in cpu_speedup.items()}, "same_result": same,
                     "groups": len(before["duckdb"]["result"])},
         "table_digest": {"before": digest_before, "after": digest_after, "rows_equal": rows_equal},
         "goal": {"ratio": GOAL_RATIO, "speedup": GOAL_SPEEDUP, **{k: v for k, v in met.items()}, "met": all(met.values())},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_start": load_start,
+                    "load_avg_end": os.getloadavg()},
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out = results_dir() / "compaction.json"
@@ -384,12 +433,15 @@ def main(*, records: int | None = None) -> int:
           f"{totals['files_after']} lake files (mean {totals['mean_file_bytes_after'] / MB:,.1f} MB); naive: "
           f"{runs['naive'][0]['files']} files (mean {runs['naive'][0]['mean_file_bytes'] / MB:,.1f} MB)", flush=True)
     print(f"throughput: naive {rate['naive']:,.2f} MB/s | kafkalake {rate['kafkalake']:,.2f} MB/s (verify + publish) | "
-          f"ratio {ratio:.2f}x (median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'})",
+          f"ratio {ratio:.2f}x (median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); "
+          f"cpu: naive {cpu_seconds['naive']:.1f}s | kafkalake {cpu_seconds['kafkalake']:.1f}s | ratio {cpu_ratio:.2f}x",
           flush=True)
     for engine in ("duckdb", "spark"):
         print(f"query {engine:6}: before {before[engine]['median']:6.2f}s | after {after[engine]['median']:6.2f}s | "
               f"{speedup[engine]:5.1f}x faster (median of {QUERY_RUNS}; goal >= {GOAL_SPEEDUP:g}x: "
-              f"{'met' if met[engine] else 'NOT met'}); same result before/after: {'yes' if same[engine] else 'NO'}",
+              f"{'met' if met[engine] else 'NOT met'}); cpu {before[engine]['cpu_median']:.2f}s -> "
+              f"{after[engine]['cpu_median']:.2f}s = {cpu_speedup[engine]:.1f}x; same result before/after: "
+              f"{'yes' if same[engine] else 'NO'}",
               flush=True)
     print(f"table unchanged by compaction ({digest_after['rows']:,} rows, DuckDB row-hash sum): "
           f"{'yes' if rows_equal else 'NO'}; goals {'met' if all(met.values()) else 'NOT met'} -> {out}", flush=True)
