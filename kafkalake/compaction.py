@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 PHASES = ("plan", "write", "verify", "publish", "cleanup")
 FAULT_ENV = "KAFKALAKE_FAULT"
 MIB = 1024 * 1024
-#: hours written per Spark job by compaction (each adds three conditional sums per row)
-BATCH_HOURS = 24
 
 
 class CompactionError(LakeError):
@@ -230,8 +228,6 @@ def recover(paths: TablePaths, *, keep: str | None = None) -> list[str]:
             continue
         doc = json.loads(journal.read_text())
         kept = rolled = 0
-        if doc.get("staging"):
-            shutil.rmtree(paths.lake / doc["staging"], ignore_errors=True)
         for info in doc.get("hours", {}).values():
             if info["dir"] in published_dirs:
                 kept += 1
@@ -286,10 +282,8 @@ class Compactor:
                                   f"(columns: {', '.join(self.columns)})")
         return list(self.stream.compaction.sort_by)
 
-    def _writer(self, df: DataFrame, out: Path, partition_by: str | None = None) -> None:
+    def _writer(self, df: DataFrame, out: Path) -> None:
         writer = df.write.mode("errorifexists").format(self.paths.fmt)
-        if partition_by:
-            writer = writer.partitionBy(partition_by)
         if self.paths.fmt == "avro":
             doc = json.loads(self.reader_json)
             writer = (writer.option("recordName", doc["name"]).option("recordNamespace", doc.get("namespace", ""))
@@ -319,103 +313,6 @@ class Compactor:
         except Exception:  # Spark 4.1: observe before repartition + sort reports nothing for 0 rows
             return table_checksum(source.select(*self.columns))
 
-    def write_batch(self, source: DataFrame, hours: list[tuple[Hour, int, HourResult]]) -> dict[str, tuple[int, str]]:
-        """All hours of a compaction in ONE Spark job (per-job overhead dominates small hours):
-        rows get a bucket within their hour, ``repartition(total, hour, bucket)``, and the
-        writer partitions by hour into a staging folder whose hour folders are then renamed
-        into their version folders. Per-hour row counts and checksums of the source are
-        observed during the same pass (conditional sums)."""
-        from pyspark.sql import Observation
-        from pyspark.sql import functions as F
-
-        sort_by = self._check_sort()
-        staging = f"_staging/{self.run_id}"
-        self.journal["staging"] = staging
-        for hour, _n, result in hours:
-            result.dir = f"{hour.folder}/v={self.run_id}"
-            self.journal["hours"][hour.key] = {"dir": result.dir}
-        _write_json_atomic(self.journal_path, self.journal)  # before any byte is written: recoverable
-
-        ordered = sorted(self.columns)
-        mask = F.concat(*[F.when(F.col(c).isNull(), F.lit("0")).otherwise(F.lit("1")) for c in ordered])
-        key = F.format_string("%sT%02d", F.col("dt"), F.col("hour"))
-        df = source.select(*self.columns, F.xxhash64(*[F.col(c) for c in ordered], mask).alias("_h"), key.alias("_k"))
-        observed = []
-        for i, (hour, _n, _r) in enumerate(hours):
-            mine = F.col("_k") == hour.key
-            observed += [
-                F.sum(F.when(mine, 1).otherwise(0)).alias(f"rows_{i}"),
-                F.sum(F.when(mine, F.col("_h").bitwiseAND(F.lit(0xFFFFFFFF))).otherwise(0)).alias(f"lo_{i}"),
-                F.sum(F.when(mine, F.shiftrightunsigned(F.col("_h"), 32)).otherwise(0)).alias(f"hi_{i}"),
-            ]
-        observation = Observation(f"source_{self.run_id.replace('-', '_')}")
-        total = sum(n for _h, n, _r in hours)
-        outputs = F.create_map(*[x for hour, n, _r in hours for x in (F.lit(hour.key), F.lit(n))])
-        first_slot = F.create_map(*[x for i, (hour, _n, _r) in enumerate(hours)
-                                    for x in (F.lit(hour.key), F.lit(sum(n for _h, n, _r in hours[:i])))])
-        slot = first_slot[F.col("_k")] + F.pmod(F.col("_h"), outputs[F.col("_k")].cast("long"))
-        df = (df.observe(observation, *observed)
-              .withColumn("_slot", F.element_at(F.array(*[F.lit(v) for v in self._slot_keys(total)]), (slot + 1).cast("int")))
-              .repartition(total, "_slot")
-              .sortWithinPartitions("_k", *sort_by)
-              .drop("_h", "_slot"))
-        self._writer(df, self.paths.lake / staging, partition_by="_k")
-        try:
-            got = observation.get
-        except Exception:  # Spark 4.1 reports nothing for 0 rows
-            got = {}
-        for hour, _n, result in hours:
-            folder = self.paths.lake / staging / f"_k={hour.key}"
-            target = self.paths.lake / result.dir
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if folder.is_dir():
-                folder.rename(target)
-            else:
-                target.mkdir()
-            files = _data_files(target)
-            result.output_sizes = [f.stat().st_size for f in files]
-            result.output_files, result.output_bytes = len(files), sum(result.output_sizes)
-        shutil.rmtree(self.paths.lake / staging, ignore_errors=True)
-        return {hour.key: checksum_of({"rows": got.get(f"rows_{i}", 0), "lo": got.get(f"lo_{i}", 0),
-                                       "hi": got.get(f"hi_{i}", 0)}) for i, (hour, _n, _r) in enumerate(hours)}
-
-    def _slot_keys(self, total: int) -> list[int]:
-        """For each output partition p < total, a long whose Spark hash lands in p, so that
-        ``repartition(total, col)`` sends each (hour, bucket) slot to a task of its own:
-        exactly ``ceil(bytes / target)`` files per hour (plain hash partitioning collides)."""
-        from pyspark.sql import functions as F
-
-        found: dict[int, int] = {}
-        for factor in (64, 4096):
-            rows = (self.spark.range(0, total * factor).select("id", F.pmod(F.hash("id"), F.lit(total)).alias("p"))
-                    .groupBy("p").agg(F.min("id").alias("id")).collect())
-            found = {int(r["p"]): int(r["id"]) for r in rows}
-            if len(found) == total:
-                break
-        return [found.get(p, p) for p in range(total)]
-
-    def verify_batch(self, results: list[HourResult], expected: dict[str, tuple[int, str]]) -> None:
-        """Read every written file back in one job: per-hour rows and checksum must match."""
-        from pyspark.sql import functions as F
-
-        files = [f for r in results for f in _data_files(self.paths.lake / r.dir)]
-        got: dict[str, tuple[int, str]] = {}
-        if files:
-            df = read_lake_files(self.spark, self.paths.fmt, files, self.schema)
-            rows = df.groupBy(F.format_string("%sT%02d", F.col("dt"), F.col("hour")).alias("_k")).agg(
-                *checksum_exprs(self.columns)).collect()
-            got = {r["_k"]: checksum_of(r) for r in rows}
-        for result in results:
-            have = got.get(result.hour, (0, "0-0"))
-            want = expected[result.hour]
-            if have != want:
-                raise CompactionError(
-                    f"{self.paths.name} hour {result.hour}: output has {have[0]} rows, checksum {have[1]}; source has "
-                    f"{want[0]} rows, checksum {want[1]} — nothing published"
-                )
-            result.rows, result.checksum = have
-            self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
-
     def verify_hour(self, result: HourResult, expected: tuple[int, str]) -> None:
         files = _data_files(self.paths.lake / result.dir)
         got = table_checksum(read_lake_files(self.spark, self.paths.fmt, files, self.schema))
@@ -426,8 +323,8 @@ class Compactor:
             )
         result.rows, result.checksum = got
 
-    def run(self, hours: list[tuple[Hour, int, str, DataFrame | None, HourResult]], *, origin: str = "compaction",
-            extra: dict[str, dict[str, Any]] | None = None, batch_source: DataFrame | None = None) -> list[HourResult]:
+    def run(self, hours: list[tuple[Hour, int, str, DataFrame, HourResult]], *, origin: str = "compaction",
+            extra: dict[str, dict[str, Any]] | None = None) -> list[HourResult]:
         """Write, verify and publish ``(hour, outputs, source fingerprint, source rows, result)``
         items as one run. Any failure deletes this run's output and publishes nothing."""
         self._phase("plan")
@@ -436,23 +333,7 @@ class Compactor:
         expected: dict[str, tuple[int, str]] = {}
         try:
             self._phase("write")
-            batch = batch_source  # one DataFrame with every hour: one write job, one verify job
-            if batch is not None:
-                started = time.monotonic()
-                self.say(f"  writing {len(hours)} hour(s) in one job: "
-                         f"{sum(r.source_files for *_x, r in hours)} file(s) -> {sum(n for _h, n, *_x in hours)}")
-                expected = self.write_batch(batch, [(h, n, r) for h, n, _fp, _s, r in hours])
-                results = [r for *_x, r in hours]
-                fault("compact:write")
-                self._phase("verify")
-                self.verify_batch(results, expected)
-                for r in results:
-                    r.seconds = (time.monotonic() - started) / max(1, len(results))
-                fault("compact:verify")
-                hours_iter: list = []
-            else:
-                hours_iter = hours
-            for i, (hour, outputs, _fp, source, result) in enumerate(hours_iter):
+            for i, (hour, outputs, _fp, source, result) in enumerate(hours):
                 started = time.monotonic()
                 self.say(f"  {hour.key}: writing {result.source_files} file(s) -> {outputs}")
                 expected[hour.key] = self.write_hour(source, hour, outputs, result)
@@ -460,19 +341,16 @@ class Compactor:
                 results.append(result)
                 if i == 0:
                     fault("compact:write")
-            if batch is None:
-                self._phase("verify")
-                for result in results:
-                    started = time.monotonic()
-                    self.verify_hour(result, expected[result.hour])
-                    result.seconds += time.monotonic() - started
-                    self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
-                fault("compact:verify")
+            self._phase("verify")
+            for result in results:
+                started = time.monotonic()
+                self.verify_hour(result, expected[result.hour])
+                result.seconds += time.monotonic() - started
+                self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
+            fault("compact:verify")
         except BaseException as exc:
             for info in self.journal["hours"].values():
                 shutil.rmtree(self.paths.lake / info["dir"], ignore_errors=True)
-            if self.journal.get("staging"):
-                shutil.rmtree(self.paths.lake / self.journal["staging"], ignore_errors=True)
             self.journal_path.unlink(missing_ok=True)
             if isinstance(exc, CompactionError):
                 raise
@@ -589,15 +467,10 @@ def compact_table(
             report["run_id"] = compactor.run_id
             items = []
             for h in plan.to_compact:
-                items.append((Hour.parse(h.hour), h.outputs, h.fingerprint, None, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
-            results = []
-            for start in range(0, len(items), BATCH_HOURS):  # bounded: three conditional sums per hour per row
-                chunk = items[start:start + BATCH_HOURS]
-                source = read_landing_hours(spark, paths, compactor.schema, hours=[i[0] for i in chunk])
-                results += compactor.run(chunk, batch_source=source)
-                if start + BATCH_HOURS < len(items):  # published: this chunk's journal is done
-                    compactor.journal_path.unlink(missing_ok=True)
-                    compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
+                hour = Hour.parse(h.hour)
+                source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
+                items.append((hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
+            results = compactor.run(items)
             report["cleanup"] = compactor.cleanup()
         else:
             report["cleanup"] = cleanup(stream, paths)
