@@ -18,9 +18,9 @@ Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
   notebook's) ``read -> repartition(n) -> write``. It is the cheapest rewrite that yields files
   of the target size: no per-hour jobs, no checksums, no read-back, no manifest. (Its output
   is not laid out by hour, which the lake needs; that layout is part of what kafkalake pays.)
-* kafkalake: :func:`kafkalake.compaction.compact_table` (plan; one write job for all hours,
-  exact files per hour, the per-hour source checksums observed in the same pass; one
-  read-back verification job; atomic manifest publish; cleanup) into an empty lake folder.
+* kafkalake: :func:`kafkalake.compaction.compact_table` (plan; per hour one write job with
+  ``repartition(n)``, the source checksum observed in the same pass, and one read-back
+  verification job; atomic manifest publish; cleanup) into an empty lake folder.
 
 Rounds alternate naive, kafkalake | kafkalake, naive so JIT and page-cache warm-up is shared;
 the "before" queries run first and warm the JVM and the page cache for both. Compaction of a
