@@ -213,7 +213,7 @@ def lock_table(paths: TablePaths) -> TextIO:
     return handle
 
 
-def recover(paths: TablePaths, *, keep: str | None = None) -> list[str]:
+def recover(paths: TablePaths) -> list[str]:
     """Finish or roll back runs that died: a version the manifest references stays (the run
     got past publish), any other version folder of the run is deleted."""
     if not paths.journal_dir.is_dir():
@@ -224,8 +224,6 @@ def recover(paths: TablePaths, *, keep: str | None = None) -> list[str]:
     for tmp in paths.lake.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
     for journal in sorted(paths.journal_dir.glob("*.json")):
-        if journal.stem == keep:
-            continue
         doc = json.loads(journal.read_text())
         kept = rolled = 0
         for info in doc.get("hours", {}).values():

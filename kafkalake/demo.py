@@ -104,7 +104,7 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
     from kafkalake import compaction_report
     from kafkalake.compaction import report_dir
     from kafkalake.lake import Hour
-    from kafkalake.producer import make_producer
+    from kafkalake.producer import produce_timed
     from kafkalake.spark_submit import run_job, stream_conf
 
     stream = get_stream(settings, stream_name)
@@ -114,20 +114,11 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
     hours = [Hour.of(now - timedelta(hours=h)) for h in (4, 3, 2)]
     if created:
         fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200, v1_fraction=0.3)
-        producer = make_producer(settings.bootstrap_servers)
         say(f"==> backlog: {per_hour * 3:,} buffered readings for {hours[0].key}..{hours[-1].key} -> {topic} (CreateTime)")
-        messages = fleet.messages(per_hour * 3)
-        for i, (key, value, _sid, _kind) in enumerate(messages):
-            hour = hours[i // per_hour]
-            stamp = hour.start + timedelta(seconds=3600 * (i % per_hour) / per_hour)
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key, timestamp=int(stamp.timestamp() * 1000))
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        if producer.flush(60):
-            raise ServiceError(f"backlog: not every record reached {topic}")
+        produce_timed(settings.bootstrap_servers, topic, (
+            (key, value, (hours[i // per_hour].start + timedelta(seconds=3600 * (i % per_hour) / per_hour)).timestamp())
+            for i, (key, value, _sid, _kind) in enumerate(fleet.messages(per_hour * 3))
+        ))
     say(f"==> stream {stream.name}: --available-now, max_offsets_per_trigger={stream.max_offsets_per_trigger} "
         "(small files on purpose: the seed's 'files too small' problem)")
     result = run_job(settings, "stream_ingest", [stream.name, "--available-now"], conf=stream_conf(stream))

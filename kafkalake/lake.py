@@ -108,10 +108,6 @@ class TablePaths:
         return self.lake / "_journal"
 
 
-def table_formats(stream: StreamConfig) -> tuple[str, ...]:
-    return stream.sink_formats
-
-
 def table_paths(settings: Settings, stream: StreamConfig, fmt: str | None = None) -> TablePaths:
     """Where table ``stream.name`` lives in format ``fmt`` (default: the stream's first format)."""
     fmt = fmt or stream.sink_formats[0]
@@ -370,8 +366,6 @@ def table_files(paths: TablePaths) -> tuple[list[Path], list[Path]]:
 
 def table_checksum_arrow(table: pa.Table) -> tuple[int, str]:
     """(rows, order-independent digest) of a pyarrow table — an independent check for tests/tools."""
-    import pyarrow.compute as pc  # noqa: F401
-
     rows = table.to_pylist()
     digest = 0
     for row in rows:

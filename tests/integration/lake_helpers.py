@@ -35,20 +35,13 @@ def arrow_state(settings: Settings, name: str = "fr") -> tuple[int, str, int]:
 
 def produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: int = 3) -> int:
     """Fridge records (30 % v1) with the given CreateTime timestamps, in order."""
-    from kafkalake.producer import fleet_from_registry, make_producer
+    from kafkalake.producer import fleet_from_registry, produce_timed
     from kafkalake.registry import Registry
 
     fleet = fleet_from_registry(Registry(settings.schemas_dir), devices=50, v1_fraction=0.3, seed=seed)
-    producer = make_producer(settings.bootstrap_servers)
-    for stamp, (key, value, _sid, _kind) in zip(stamps, fleet.messages(len(stamps))):
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, timestamp=int(stamp.timestamp() * 1000))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
-    return len(stamps)
+    messages = fleet.messages(len(stamps))
+    return produce_timed(settings.bootstrap_servers, topic,
+                         ((key, value, stamp.timestamp()) for stamp, (key, value, _s, _k) in zip(stamps, messages)))
 
 
 def create_time_topic(settings: Settings) -> str:
