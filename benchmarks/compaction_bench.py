@@ -20,7 +20,8 @@ Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
   is not laid out by hour, which the lake needs; that layout is part of what kafkalake pays.)
 * kafkalake: :func:`kafkalake.compaction.compact_table` (plan; per hour one write job with
   ``repartition(n)``, the source checksum observed in the same pass, and one read-back
-  verification job; atomic manifest publish; cleanup) into an empty lake folder.
+  verification job, as many hours at a time as Spark has cores; atomic manifest publish;
+  cleanup) into an empty lake folder.
 
 Rounds alternate naive, kafkalake | kafkalake, naive so JIT and page-cache warm-up is shared;
 the "before" queries run first and warm the JVM and the page cache for both. Compaction of a
@@ -34,25 +35,25 @@ load stretches wall time but hardly CPU time, so the CPU ratio shows the extra *
 (checksums, read-back) while the wall ratio also shows lost parallelism (a stage with fewer
 tasks than cores leaves a core idle). Both go to the JSON with the load average at start/end.
 
-Reading: the same aggregate, ``name, count(*), count(temperature), avg(temperature) GROUP BY
-name`` (5,000 groups over every row), before compaction (5,000 landing files) and after
-(the lake files), by
+Reading: the same aggregates before compaction (5,000 landing files) and after (the lake
+files): ``count(*), count(temperature), avg(temperature)`` GROUP BY ``name`` (``by_device``,
+5,000 groups; the goal is judged on it) and GROUP BY hour of the Kafka timestamp
+(``hourly``, reported beside it), each over every row, by
 
 * DuckDB: ``read_parquet([...])`` over :func:`kafkalake.lake.table_files` (the read path's
   file list; resolving it is inside the clock);
 * Spark: ``read_table(spark, name).groupBy("name").agg(...).collect()`` (THE read path).
 
-Median of 3 runs each. Goal (issue 5): >= 5x faster after, for both engines. Checks: the
+One untimed warm-up run, then the median of 3 runs each. Goal (issue 5): >= 5x faster after, for both engines. Checks: the
 aggregates before and after are equal (counts exactly, averages within 1e-9 relative), and the
 table's rows are equal before and after (count and an order-independent DuckDB hash sum over
 every table column, independent of kafkalake's own Spark checksum). File counts and mean file
-sizes before/after are reported, with kafkalake's per-phase seconds (write incl. the observed
-source checksum, read-back verification, the rest = plan + publish + cleanup).
+sizes before/after are reported, with kafkalake's per-phase wall seconds (write incl. the
+observed source checksum, read-back verification, the rest = plan + publish + cleanup).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -63,7 +64,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from benchmarks.ingest_bench import terminate_as_exit
 from benchmarks.platform import results_dir
@@ -88,8 +89,15 @@ REL_TOL = 1e-9
 _HASH_COLUMNS = ("name", "action", "sendtime::BIGINT", "temperature::DOUBLE", "schema_id::BIGINT",
                  "schema_version::BIGINT", "topic", '"partition"::BIGINT', '"offset"::BIGINT',
                  'epoch_us("timestamp")', "dt::VARCHAR", "hour::BIGINT")
-_AGG_SQL = ("SELECT name, count(*) AS n, count(temperature) AS with_temp, avg(temperature) AS avg_temp "
-            "FROM read_parquet({files}, hive_partitioning = false) GROUP BY name")
+#: the aggregate queries, each ``(key, count(*), count(temperature), avg(temperature))`` per group:
+#: ``by_device`` (the fleet's per-fridge figures, 5,000 groups) and ``hourly`` (per hour of the
+#: Kafka timestamp, 10 groups). Both read every row: after compaction they are compute-bound.
+_DUCKDB_KEYS = {"by_device": "name", "hourly": 'epoch_us("timestamp") // 3600000000'}
+_AGG_SQL = ("SELECT {key} AS k, count(*) AS n, count(temperature) AS with_temp, avg(temperature) AS avg_temp "
+            "FROM read_parquet({files}, hive_partitioning = false) GROUP BY k")
+QUERIES = tuple(_DUCKDB_KEYS)
+#: the query the >= 5x goal is judged on (the one this benchmark started with; both are reported)
+GOAL_QUERY = "by_device"
 
 
 # --------------------------------------------------------------------------- set-up
@@ -164,53 +172,22 @@ def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, sc
     return out
 
 
-@contextlib.contextmanager
-def _phase_clock() -> Iterator[dict[str, float]]:
-    """Seconds spent in the Compactor's write and verify methods during the block (wrapped, not
-    changed): ``write_batch``/``verify_batch`` (all hours in one job each) or the per-hour
-    ``write_hour``/``verify_hour``, whichever the run uses."""
-    from kafkalake.compaction import Compactor
-
-    spent = {"write": 0.0, "verify": 0.0}
-    methods = {name: phase for name, phase in (("write_batch", "write"), ("write_hour", "write"),
-                                                ("verify_batch", "verify"), ("verify_hour", "verify"))
-               if hasattr(Compactor, name)}
-    originals = {name: getattr(Compactor, name) for name in methods}
-
-    def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[phase] += time.perf_counter() - started
-        return wrapper
-
-    for name, phase in methods.items():
-        setattr(Compactor, name, timed(phase, originals[name]))
-    try:
-        yield spent
-    finally:
-        for name, fn in originals.items():
-            setattr(Compactor, name, fn)
-
-
 def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
     from kafkalake.compaction import compact_table
 
     shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
-    with _phase_clock() as phases:
-        started, cpu_started = time.perf_counter(), cpu()
-        report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc),
-                               progress=lambda _line: None)
-        seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
+    started, cpu_started = time.perf_counter(), cpu()
+    report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc),
+                           progress=lambda _line: None)
+    seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
     totals = report["totals"]
     if totals["hours_compacted"] == 0:
         raise RuntimeError(f"compaction did nothing: {json.dumps(report['plan'][:3])}")
+    phases = report["phase_seconds"]
     rest = seconds - phases["write"] - phases["verify"]
     return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 2), "report_seconds": report["seconds"],
             "totals": totals,
-            "phase_seconds": {"write": round(phases["write"], 3), "verify": round(phases["verify"], 3),
+            "phase_seconds": {"write": phases["write"], "verify": phases["verify"],
                               "plan_publish_cleanup": round(rest, 3)},
             "cleanup": report.get("cleanup")}
 
@@ -218,7 +195,7 @@ def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> d
 # --------------------------------------------------------------------------- the reads
 
 
-def _duckdb_query(paths) -> tuple[float, list[tuple]]:  # noqa: ANN001
+def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
     import duckdb
 
     from kafkalake.lake import table_files
@@ -227,17 +204,18 @@ def _duckdb_query(paths) -> tuple[float, list[tuple]]:  # noqa: ANN001
     landing, lake = table_files(paths)
     files = [str(f) for f in landing + lake]
     with duckdb.connect() as con:
-        rows = con.execute(_AGG_SQL.format(files=_sql_list(files))).fetchall()
+        rows = con.execute(_AGG_SQL.format(key=_DUCKDB_KEYS[query], files=_sql_list(files))).fetchall()
     return time.perf_counter() - started, rows
 
 
-def _spark_query(spark, settings: Settings) -> tuple[float, list[tuple]]:  # noqa: ANN001
+def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
     from pyspark.sql import functions as F
 
     from kafkalake.lake import read_table
 
+    key = F.col("name") if query == "by_device" else F.expr("unix_micros(timestamp) div 3600000000")
     started = time.perf_counter()
-    rows = (read_table(spark, TABLE, settings=settings).groupBy("name")
+    rows = (read_table(spark, TABLE, settings=settings).groupBy(key.alias("k"))
             .agg(F.count(F.lit(1)).alias("n"), F.count("temperature").alias("with_temp"),
                  F.avg("temperature").alias("avg_temp")).collect())
     seconds = time.perf_counter() - started
@@ -249,20 +227,25 @@ def _sql_list(files: list[str]) -> str:
 
 
 def _queries(spark, cpu: CpuClock, settings: Settings, paths, label: str) -> dict[str, Any]:  # noqa: ANN001
+    """``{"<engine>/<query>": timings and result}`` for every engine and query."""
     out: dict[str, Any] = {}
-    for engine, run in (("duckdb", lambda: _duckdb_query(paths)), ("spark", lambda: _spark_query(spark, settings))):
-        times, cpus, result = [], [], None
-        for i in range(QUERY_RUNS):
-            cpu_started = cpu()
-            seconds, rows = run()
-            cpus.append(cpu() - cpu_started)
-            times.append(seconds)
-            result = rows if result is None else result
-            print(f"    {label:6} {engine:6} run {i + 1}: {seconds:6.2f}s, cpu {cpus[-1]:6.2f}s "
-                  f"({len(rows):,} groups)", flush=True)
-        out[engine] = {"seconds": [round(t, 3) for t in times], "median": round(statistics.median(times), 3),
-                       "cpu_seconds": [round(c, 2) for c in cpus], "cpu_median": round(statistics.median(cpus), 2),
-                       "result": sorted(result)}
+    for query in QUERIES:
+        for engine, run in (("duckdb", lambda q=query: _duckdb_query(paths, q)),
+                            ("spark", lambda q=query: _spark_query(spark, settings, q))):
+            times, cpus, result = [], [], None
+            run()  # warm-up, untimed: JIT, page cache and DuckDB's metadata alike for before and after
+            for i in range(QUERY_RUNS):
+                cpu_started = cpu()
+                seconds, rows = run()
+                cpus.append(cpu() - cpu_started)
+                times.append(seconds)
+                result = rows if result is None else result
+                print(f"    {label:6} {engine:6} {query:9} run {i + 1}: {seconds:6.2f}s, cpu {cpus[-1]:6.2f}s "
+                      f"({len(rows):,} groups)", flush=True)
+            out[f"{engine}/{query}"] = {
+                "seconds": [round(t, 3) for t in times], "median": round(statistics.median(times), 3),
+                "cpu_seconds": [round(c, 2) for c in cpus], "cpu_median": round(statistics.median(cpus), 2),
+                "result": sorted(result)}
     return out
 
 
@@ -386,15 +369,15 @@ def main(*, records: int | None = None) -> int:
     cpu_seconds = {n: statistics.median([r["cpu_seconds"] for r in rs]) for n, rs in runs.items()}
     cpu_ratio = cpu_seconds["naive"] / cpu_seconds["kafkalake"] if cpu_seconds["kafkalake"] else float("nan")
     cpu_speedup = {e: before[e]["cpu_median"] / after[e]["cpu_median"] if after[e]["cpu_median"] else float("nan")
-                   for e in ("duckdb", "spark")}
-    speedup = {e: before[e]["median"] / after[e]["median"] for e in ("duckdb", "spark")}
-    same = {e: _same_aggregates(before[e]["result"], after[e]["result"]) for e in ("duckdb", "spark")}
+                   for e in before}
+    speedup = {e: before[e]["median"] / after[e]["median"] for e in before}
+    same = {e: _same_aggregates(before[e]["result"], after[e]["result"]) for e in before}
     rows_equal = (digest_before["rows"] == digest_after["rows"] == generated.rows
                   and digest_before["hash_sum"] == digest_after["hash_sum"] and digest_after["landing_files"] == 0)
     totals = runs["kafkalake"][0]["totals"]
     correct = rows_equal and all(same.values()) and all(r["totals"]["rows"] == generated.rows for r in runs["kafkalake"])
-    met = {"throughput": ratio >= GOAL_RATIO, "duckdb": speedup["duckdb"] >= GOAL_SPEEDUP,
-           "spark": speedup["spark"] >= GOAL_SPEEDUP, "correct": correct, "at_scale": at_scale}
+    met = {"throughput": ratio >= GOAL_RATIO, "duckdb": speedup[f"duckdb/{GOAL_QUERY}"] >= GOAL_SPEEDUP,
+           "spark": speedup[f"spark/{GOAL_QUERY}"] >= GOAL_SPEEDUP, "correct": correct, "at_scale": at_scale}
     summary = {
         "benchmark": "compaction",
         "landing": {"hours": HOURS, "files": generated.files, "bytes": generated.bytes, "rows": generated.rows,
@@ -402,9 +385,9 @@ def main(*, records: int | None = None) -> int:
         "method": "one in-process Spark session (local[2], DEFAULT_CONF); MB = 1e6 bytes of landing Parquet per "
                   "wall second; naive = read.parquet(landing).where(zone=landing).select(table columns)"
                   f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake; "
-                  "rounds naive,kafkalake | kafkalake,naive; median seconds. Queries: GROUP BY name (count, "
-                  f"count(temperature), avg(temperature)), median of {QUERY_RUNS}, DuckDB over table_files, Spark "
-                  "over read_table",
+                  "rounds naive,kafkalake | kafkalake,naive; median seconds. Queries: count(*), count(temperature), "
+                  "avg(temperature) GROUP BY name (by_device) and GROUP BY hour of timestamp (hourly), median of "
+                  f"{QUERY_RUNS}, DuckDB over table_files, Spark over read_table; speed-up goal judged on {GOAL_QUERY}",
         "rounds": runs,
         "median_seconds": seconds,
         "mb_per_s": rate,
@@ -420,7 +403,7 @@ def main(*, records: int | None = None) -> int:
                     "after": {e: {k: v for k, v in q.items() if k != "result"} for e, q in after.items()},
                     "speedup": {e: round(s, 2) for e, s in speedup.items()},
                     "cpu_speedup": {e: round(s, 2) for e, s in cpu_speedup.items()}, "same_result": same,
-                    "groups": len(before["duckdb"]["result"])},
+                    "groups": {q: len(before[f"duckdb/{q}"]["result"]) for q in QUERIES}, "goal_query": GOAL_QUERY},
         "table_digest": {"before": digest_before, "after": digest_after, "rows_equal": rows_equal},
         "goal": {"ratio": GOAL_RATIO, "speedup": GOAL_SPEEDUP, **{k: v for k, v in met.items()}, "met": all(met.values())},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_start": load_start,
@@ -436,12 +419,14 @@ def main(*, records: int | None = None) -> int:
           f"ratio {ratio:.2f}x (median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); "
           f"cpu: naive {cpu_seconds['naive']:.1f}s | kafkalake {cpu_seconds['kafkalake']:.1f}s | ratio {cpu_ratio:.2f}x",
           flush=True)
-    for engine in ("duckdb", "spark"):
-        print(f"query {engine:6}: before {before[engine]['median']:6.2f}s | after {after[engine]['median']:6.2f}s | "
-              f"{speedup[engine]:5.1f}x faster (median of {QUERY_RUNS}; goal >= {GOAL_SPEEDUP:g}x: "
-              f"{'met' if met[engine] else 'NOT met'}); cpu {before[engine]['cpu_median']:.2f}s -> "
-              f"{after[engine]['cpu_median']:.2f}s = {cpu_speedup[engine]:.1f}x; same result before/after: "
-              f"{'yes' if same[engine] else 'NO'}",
+    for key in before:
+        engine, query = key.split("/")
+        verdict = (f"goal >= {GOAL_SPEEDUP:g}x: {'met' if met[engine] else 'NOT met'}" if query == GOAL_QUERY
+                   else "reported, goal judged on " + GOAL_QUERY)
+        print(f"query {engine:6} {query:9}: before {before[key]['median']:6.2f}s | after {after[key]['median']:6.2f}s | "
+              f"{speedup[key]:5.1f}x faster (median of {QUERY_RUNS}; {verdict}); cpu {before[key]['cpu_median']:.2f}s -> "
+              f"{after[key]['cpu_median']:.2f}s = {cpu_speedup[key]:.1f}x; same result before/after: "
+              f"{'yes' if same[key] else 'NO'}",
               flush=True)
     print(f"table unchanged by compaction ({digest_after['rows']:,} rows, DuckDB row-hash sum): "
           f"{'yes' if rows_equal else 'NO'}; goals {'met' if all(met.values()) else 'NOT met'} -> {out}", flush=True)

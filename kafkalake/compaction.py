@@ -11,6 +11,8 @@ result goes to the lake zone (:mod:`kafkalake.lake`). A run has five phases, eac
 2. **write** — per hour ``repartition(n)`` (+ optional sort within files) into a new version
    folder ``dt=…/hour=…/v=<run>``; the source's row count and checksum are observed in the
    same pass (``DataFrame.observe``), so verification costs no second read of the small files;
+   hours run side by side (one thread per core, each submitting its own Spark jobs): an
+   hour's job ends in as few tasks as it has output files, which alone would idle cores;
 3. **verify** — the written files are read back: rows and the order-independent checksum must
    equal the source's, or the run deletes its output and fails with both figures;
 4. **publish** — one atomic manifest replace makes all verified hours visible at once;
@@ -31,12 +33,14 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO, TypeVar
 
 from kafkalake.config import Settings
 from kafkalake.lake import (Hour, LakeError, TablePaths, fingerprint, landing_hours, landing_schema, read_lake_files,
@@ -47,9 +51,12 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
+T = TypeVar("T")
 PHASES = ("plan", "write", "verify", "publish", "cleanup")
 FAULT_ENV = "KAFKALAKE_FAULT"
 MIB = 1024 * 1024
+#: upper bound of hours written/verified at once (each holds its source's plan and shuffle)
+MAX_PARALLEL_HOURS = 8
 
 
 class CompactionError(LakeError):
@@ -162,12 +169,23 @@ def plan_table(
 def checksum_exprs(columns: list[str]) -> list[Column]:
     """Row count + an order-independent checksum: the sums of the two 32-bit halves of
     ``xxhash64(row, null mask)`` (two sums cannot overflow below 2^31 rows; the null mask
-    tells ``(null, 1)`` from ``(1, null)``, which xxhash64 alone does not)."""
+    tells ``(null, 1)`` from ``(1, null)``, which xxhash64 alone does not — it skips nulls).
+
+    The mask is an integer bit set (one long per 62 columns), not a string: building a string
+    per row cost about a third of verification's CPU.
+    """
     from pyspark.sql import functions as F
 
     ordered = sorted(columns)
-    mask = F.concat(*[F.when(F.col(c).isNull(), F.lit("0")).otherwise(F.lit("1")) for c in ordered])
-    h = F.xxhash64(*[F.col(c) for c in ordered], mask)
+    masks = []
+    for start in range(0, len(ordered), 62):
+        bits = [F.when(F.col(c).isNull(), F.lit(1 << i)).otherwise(F.lit(0)).cast("long")
+                for i, c in enumerate(ordered[start:start + 62])]
+        mask = bits[0]
+        for bit in bits[1:]:
+            mask = mask.bitwiseOR(bit)
+        masks.append(mask)
+    h = F.xxhash64(*[F.col(c) for c in ordered], *masks)
     return [
         F.count(F.lit(1)).alias("rows"),
         F.coalesce(F.sum(h.bitwiseAND(F.lit(0xFFFFFFFF))), F.lit(0)).alias("lo"),
@@ -257,7 +275,8 @@ class Compactor:
     """One compaction (or backfill) run over one table, journaled phase by phase."""
 
     def __init__(self, spark: SparkSession, stream: StreamConfig, paths: TablePaths, reader_json: str, *,
-                 run_id: str | None = None, progress: Callable[[str], None] = print) -> None:
+                 run_id: str | None = None, progress: Callable[[str], None] = print,
+                 parallel_hours: int | None = None) -> None:
         self.spark = spark
         self.stream = stream
         self.paths = paths
@@ -268,10 +287,35 @@ class Compactor:
         self.columns = table_columns(self.schema)
         self.journal_path = paths.journal_dir / f"{self.run_id}.json"
         self.journal: dict[str, Any] = {"run_id": self.run_id, "phase": "plan", "hours": {}}
+        self._journal_lock = threading.Lock()
+        #: wall seconds per phase of the last run (hours of a phase overlap, so not their sum)
+        self.phase_seconds: dict[str, float] = {}
+        #: hours in flight at once: an hour's job ends in a few output tasks (one per target file),
+        #: so one hour at a time leaves cores idle; Spark runs the threads' jobs side by side
+        if parallel_hours is None:
+            parallel_hours = min(MAX_PARALLEL_HOURS, spark.sparkContext.defaultParallelism)
+        self.parallel_hours = max(1, parallel_hours)
+
+    def _each(self, fn: Callable[[T], HourResult], items: list[T]) -> list[HourResult]:
+        """``fn`` over ``items``, ``parallel_hours`` at a time, results in input order; the first
+        failure cancels what has not started and is raised (the others are waited for)."""
+        if self.parallel_hours == 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.parallel_hours, len(items)),
+                                thread_name_prefix="kafkalake-compact") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                wait(futures)
+                raise
 
     def _phase(self, phase: str) -> None:
-        self.journal["phase"] = phase
-        _write_json_atomic(self.journal_path, self.journal)
+        with self._journal_lock:
+            self.journal["phase"] = phase
+            _write_json_atomic(self.journal_path, self.journal)
 
     def _check_sort(self) -> list[str]:
         unknown = [c for c in self.stream.compaction.sort_by if c not in self.columns]
@@ -299,8 +343,9 @@ class Compactor:
         df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns)).repartition(outputs)
         if sort_by:
             df = df.sortWithinPartitions(*sort_by)
-        self.journal["hours"][hour.key] = {"dir": rel}
-        _write_json_atomic(self.journal_path, self.journal)  # before any byte is written: recoverable
+        with self._journal_lock:  # before any byte is written: recoverable
+            self.journal["hours"][hour.key] = {"dir": rel}
+            _write_json_atomic(self.journal_path, self.journal)
         self._writer(df, self.paths.lake / rel)
         result.dir = rel
         files = _data_files(self.paths.lake / rel)
@@ -329,26 +374,38 @@ class Compactor:
         fault("compact:plan")
         results: list[HourResult] = []
         expected: dict[str, tuple[int, str]] = {}
+
+        def write(item: tuple[Hour, int, str, DataFrame, HourResult]) -> HourResult:
+            hour, outputs, _fp, source, result = item
+            started = time.monotonic()
+            self.say(f"  {hour.key}: writing {result.source_files} file(s) -> {outputs}")
+            expected[hour.key] = self.write_hour(source, hour, outputs, result)
+            result.seconds = time.monotonic() - started
+            fault("compact:write")
+            return result
+
+        def verify(result: HourResult) -> HourResult:
+            started = time.monotonic()
+            self.verify_hour(result, expected[result.hour])
+            result.seconds += time.monotonic() - started
+            self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
+            return result
+
         try:
             self._phase("write")
-            for i, (hour, outputs, _fp, source, result) in enumerate(hours):
-                started = time.monotonic()
-                self.say(f"  {hour.key}: writing {result.source_files} file(s) -> {outputs}")
-                expected[hour.key] = self.write_hour(source, hour, outputs, result)
-                result.seconds = time.monotonic() - started
-                results.append(result)
-                if i == 0:
-                    fault("compact:write")
+            started = time.monotonic()
+            results = self._each(write, hours)
+            self.phase_seconds["write"] = round(time.monotonic() - started, 3)
             self._phase("verify")
-            for result in results:
-                started = time.monotonic()
-                self.verify_hour(result, expected[result.hour])
-                result.seconds += time.monotonic() - started
-                self.say(f"  {result.hour}: verified {result.rows:,} rows, checksum {result.checksum}")
+            started = time.monotonic()
+            self._each(verify, results)
+            self.phase_seconds["verify"] = round(time.monotonic() - started, 3)
             fault("compact:verify")
         except BaseException as exc:
-            for info in self.journal["hours"].values():
-                shutil.rmtree(self.paths.lake / info["dir"], ignore_errors=True)
+            with self._journal_lock:
+                dirs = [info["dir"] for info in self.journal["hours"].values()]
+            for rel in dirs:
+                shutil.rmtree(self.paths.lake / rel, ignore_errors=True)
             self.journal_path.unlink(missing_ok=True)
             if isinstance(exc, CompactionError):
                 raise
@@ -470,6 +527,7 @@ def compact_table(
                 items.append((hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
             results = compactor.run(items)
             report["cleanup"] = compactor.cleanup()
+            report["phase_seconds"] = compactor.phase_seconds
         else:
             report["cleanup"] = cleanup(stream, paths)
         report["hours"] = [asdict(r) for r in results]

@@ -275,7 +275,9 @@ def read_table(spark: SparkSession, name: str, *, fmt: str | None = None, settin
     manifest = read_manifest(paths)
     published = lake_files(paths, manifest)
     frames = []
-    if paths.landing.exists():
+    # Landing hours not yet in the lake; once every one is, the landing is not opened at all
+    # (Spark would parse its whole commit log only to prune every file).
+    if paths.landing.exists() and any(h.key not in published for h in landing_hours(paths)):
         frames.append(read_landing_hours(spark, paths, schema, exclude=published))
     files = [f for fs in published.values() for f in fs]
     if files:

@@ -72,6 +72,22 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     assert read_manifest(paths)["hours"] == manifest["hours"]
 
 
+def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> None:  # noqa: ANN001
+    rows = [(1, None, "a"), (None, 1, "b"), (2, 3, None)]
+    df = lake_spark.createDataFrame(rows, "x INT, y INT, s STRING")
+    base = table_checksum(df)
+    assert base[0] == 3
+    assert table_checksum(lake_spark.createDataFrame(list(reversed(rows)), "x INT, y INT, s STRING")) == base
+    assert table_checksum(df.repartition(3)) == base
+    # the same values with the nulls swapped between columns: xxhash64 alone skips nulls
+    swapped = [(None, 1, "a"), (1, None, "b"), (2, 3, None)]
+    assert table_checksum(lake_spark.createDataFrame(swapped, "x INT, y INT, s STRING")) != base
+    changed = [(1, None, "a"), (None, 1, "b"), (2, 4, None)]
+    assert table_checksum(lake_spark.createDataFrame(changed, "x INT, y INT, s STRING")) != base
+    assert table_checksum(df.limit(2)) != base
+    assert table_checksum(df.where("false")) == (0, "0-0")
+
+
 def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Settings, tmp_path: Path) -> None:
     settings = table_settings(platform_settings, tmp_path)
     stream, paths = resolve_table(settings, "fr")
