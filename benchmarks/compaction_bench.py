@@ -42,9 +42,10 @@ files): ``count(*), count(temperature), avg(temperature)`` GROUP BY ``name`` (``
 
 * DuckDB: ``read_parquet([...])`` over :func:`kafkalake.lake.table_files` (the read path's
   file list; resolving it is inside the clock);
-* Spark: ``read_table(spark, name).groupBy("name").agg(...).collect()`` (THE read path).
+* Spark: ``read_table(spark, name).groupBy(key).agg(...).collect()`` (THE read path).
 
-One untimed warm-up run, then the median of 3 runs each. Goal (issue 5): >= 5x faster after, for both engines. Checks: the
+One untimed warm-up run, then the median of 3 runs each. Goal (issue 5): >= 5x faster after,
+for both engines. Checks: the
 aggregates before and after are equal (counts exactly, averages within 1e-9 relative), and the
 table's rows are equal before and after (count and an order-independent DuckDB hash sum over
 every table column, independent of kafkalake's own Spark checksum). File counts and mean file

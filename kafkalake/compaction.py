@@ -275,8 +275,7 @@ class Compactor:
     """One compaction (or backfill) run over one table, journaled phase by phase."""
 
     def __init__(self, spark: SparkSession, stream: StreamConfig, paths: TablePaths, reader_json: str, *,
-                 run_id: str | None = None, progress: Callable[[str], None] = print,
-                 parallel_hours: int | None = None) -> None:
+                 run_id: str | None = None, progress: Callable[[str], None] = print) -> None:
         self.spark = spark
         self.stream = stream
         self.paths = paths
@@ -292,9 +291,7 @@ class Compactor:
         self.phase_seconds: dict[str, float] = {}
         #: hours in flight at once: an hour's job ends in a few output tasks (one per target file),
         #: so one hour at a time leaves cores idle; Spark runs the threads' jobs side by side
-        if parallel_hours is None:
-            parallel_hours = min(MAX_PARALLEL_HOURS, spark.sparkContext.defaultParallelism)
-        self.parallel_hours = max(1, parallel_hours)
+        self.parallel_hours = max(1, min(MAX_PARALLEL_HOURS, spark.sparkContext.defaultParallelism))
 
     def _each(self, fn: Callable[[T], HourResult], items: list[T]) -> list[HourResult]:
         """``fn`` over ``items``, ``parallel_hours`` at a time, results in input order; the first

@@ -276,8 +276,9 @@ def read_table(spark: SparkSession, name: str, *, fmt: str | None = None, settin
     published = lake_files(paths, manifest)
     frames = []
     # Landing hours not yet in the lake; once every one is, the landing is not opened at all
-    # (Spark would parse its whole commit log only to prune every file).
-    if paths.landing.exists() and any(h.key not in published for h in landing_hours(paths)):
+    # (Spark would parse its whole commit log only to prune every file). Nothing published yet:
+    # no need to parse the log here too.
+    if paths.landing.exists() and (not published or any(h.key not in published for h in landing_hours(paths))):
         frames.append(read_landing_hours(spark, paths, schema, exclude=published))
     files = [f for fs in published.values() for f in fs]
     if files:
