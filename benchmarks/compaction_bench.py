@@ -38,7 +38,8 @@ tasks than cores leaves a core idle). Both go to the JSON with the load average 
 Reading: the same aggregates before compaction (5,000 landing files) and after (the lake
 files): ``count(*), count(temperature), avg(temperature)`` GROUP BY ``name`` (``by_device``,
 5,000 groups; the goal is judged on it) and GROUP BY hour of the Kafka timestamp
-(``hourly``, reported beside it), each over every row, by
+(``hourly``), each over every row, and ``by_device`` over the newest hour only (``last_hour``,
+a filter on the timestamp: what a dashboard asks), all reported, by
 
 * DuckDB: ``read_parquet([...])`` over :func:`kafkalake.lake.table_files` (the read path's
   file list; resolving it is inside the clock);
@@ -92,13 +93,19 @@ _HASH_COLUMNS = ("name", "action", "sendtime::BIGINT", "temperature::DOUBLE", "s
                  'epoch_us("timestamp")', "dt::VARCHAR", "hour::BIGINT")
 #: the aggregate queries, each ``(key, count(*), count(temperature), avg(temperature))`` per group:
 #: ``by_device`` (the fleet's per-fridge figures, 5,000 groups) and ``hourly`` (per hour of the
-#: Kafka timestamp, 10 groups). Both read every row: after compaction they are compute-bound.
-_DUCKDB_KEYS = {"by_device": "name", "hourly": 'epoch_us("timestamp") // 3600000000'}
+#: Kafka timestamp, 10 groups) read every row: after compaction they are compute-bound.
+#: ``last_hour`` is ``by_device`` over the newest hour only (a time-window filter, as a
+#: dashboard asks it): it reads a tenth of the rows, and the files of other hours are skipped
+#: by their footers' min/max (DuckDB, Spark's Parquet filter push-down) — but every landing
+#: file must still be opened to read its footer.
+_DUCKDB_KEYS = {"by_device": "name", "hourly": 'epoch_us("timestamp") // 3600000000', "last_hour": "name"}
 _AGG_SQL = ("SELECT {key} AS k, count(*) AS n, count(temperature) AS with_temp, avg(temperature) AS avg_temp "
-            "FROM read_parquet({files}, hive_partitioning = false) GROUP BY k")
+            "FROM read_parquet({files}, hive_partitioning = false){where} GROUP BY k")
 QUERIES = tuple(_DUCKDB_KEYS)
-#: the query the >= 5x goal is judged on (the one this benchmark started with; both are reported)
+#: the query the >= 5x goal is judged on (the one this benchmark started with; all are reported)
 GOAL_QUERY = "by_device"
+#: [start, end) of the newest generated hour, epoch seconds (set by main)
+_WINDOW: dict[str, int] = {}
 
 
 # --------------------------------------------------------------------------- set-up
@@ -204,8 +211,10 @@ def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN0
     started = time.perf_counter()
     landing, lake = table_files(paths)
     files = [str(f) for f in landing + lake]
+    where = (f' WHERE "timestamp" >= to_timestamp({_WINDOW["start"]}) AND "timestamp" < to_timestamp({_WINDOW["end"]})'
+             if query == "last_hour" else "")
     with duckdb.connect() as con:
-        rows = con.execute(_AGG_SQL.format(key=_DUCKDB_KEYS[query], files=_sql_list(files))).fetchall()
+        rows = con.execute(_AGG_SQL.format(key=_DUCKDB_KEYS[query], files=_sql_list(files), where=where)).fetchall()
     return time.perf_counter() - started, rows
 
 
@@ -214,9 +223,13 @@ def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tup
 
     from kafkalake.lake import read_table
 
-    key = F.col("name") if query == "by_device" else F.expr("unix_micros(timestamp) div 3600000000")
+    key = F.expr("unix_micros(timestamp) div 3600000000") if query == "hourly" else F.col("name")
     started = time.perf_counter()
-    rows = (read_table(spark, TABLE, settings=settings).groupBy(key.alias("k"))
+    table = read_table(spark, TABLE, settings=settings)
+    if query == "last_hour":
+        start, end = (datetime.fromtimestamp(_WINDOW[k], timezone.utc) for k in ("start", "end"))
+        table = table.where((F.col("timestamp") >= F.lit(start)) & (F.col("timestamp") < F.lit(end)))
+    rows = (table.groupBy(key.alias("k"))
             .agg(F.count(F.lit(1)).alias("n"), F.count("temperature").alias("with_temp"),
                  F.avg("temperature").alias("avg_temp")).collect())
     seconds = time.perf_counter() - started
@@ -315,8 +328,10 @@ def main(*, records: int | None = None) -> int:
             stream, paths = resolve_table(settings, TABLE)
             every = max(1, total_files // 10)
             started = time.perf_counter()
+            hours = hours_before(count=HOURS)
+            _WINDOW.update(start=int(hours[-1].start.timestamp()), end=int(hours[-1].end.timestamp()))
             generated = generate_landing(
-                paths.landing, hours_before(count=HOURS), files_per_hour=files_per_hour, rows_per_file=ROWS_PER_FILE,
+                paths.landing, hours, files_per_hour=files_per_hour, rows_per_file=ROWS_PER_FILE,
                 progress=lambda done, total: print(f"  generating: {done:>6,} of {total:,} files "
                                                    f"({time.perf_counter() - started:5.1f}s)", flush=True)
                 if done % every == 0 or done == total else None,
@@ -387,7 +402,8 @@ def main(*, records: int | None = None) -> int:
                   "wall second; naive = read.parquet(landing).where(zone=landing).select(table columns)"
                   f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake; "
                   "rounds naive,kafkalake | kafkalake,naive; median seconds. Queries: count(*), count(temperature), "
-                  "avg(temperature) GROUP BY name (by_device) and GROUP BY hour of timestamp (hourly), median of "
+                  "avg(temperature) GROUP BY name (by_device), GROUP BY hour of timestamp (hourly), and GROUP BY name "
+                  "over the newest hour (last_hour, a timestamp filter), median of "
                   f"{QUERY_RUNS}, DuckDB over table_files, Spark over read_table; speed-up goal judged on {GOAL_QUERY}",
         "rounds": runs,
         "median_seconds": seconds,
@@ -423,7 +439,7 @@ def main(*, records: int | None = None) -> int:
     for key in before:
         engine, query = key.split("/")
         verdict = (f"goal >= {GOAL_SPEEDUP:g}x: {'met' if met[engine] else 'NOT met'}" if query == GOAL_QUERY
-                   else "reported, goal judged on " + GOAL_QUERY)
+                   else f"{'>=' if speedup[key] >= GOAL_SPEEDUP else '<'} {GOAL_SPEEDUP:g}x; goal judged on {GOAL_QUERY}")
         print(f"query {engine:6} {query:9}: before {before[key]['median']:6.2f}s | after {after[key]['median']:6.2f}s | "
               f"{speedup[key]:5.1f}x faster (median of {QUERY_RUNS}; {verdict}); cpu {before[key]['cpu_median']:.2f}s -> "
               f"{after[key]['cpu_median']:.2f}s = {cpu_speedup[key]:.1f}x; same result before/after: "

@@ -57,6 +57,8 @@ FAULT_ENV = "KAFKALAKE_FAULT"
 MIB = 1024 * 1024
 #: upper bound of hours written/verified at once (each holds its source's plan and shuffle)
 MAX_PARALLEL_HOURS = 8
+#: cut-off for a table whose stream has not started: every landing hour counts as open
+NOTHING_CLOSED = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class CompactionError(LakeError):
@@ -112,6 +114,10 @@ class TablePlan:
         return lines
 
 
+class StreamNotStarted(LakeError):
+    """The stream never committed a batch, so no hour of its table is known to be closed."""
+
+
 def closed_before(settings: Settings, stream: StreamConfig, paths: TablePaths, *, limit: datetime | None = None) -> datetime:
     """The end of the last hour compaction may touch: the stream's watermark minus grace.
 
@@ -123,7 +129,7 @@ def closed_before(settings: Settings, stream: StreamConfig, paths: TablePaths, *
     mark = stream_watermark(settings, stream, paths.fmt)
     if mark is None:
         if limit is None:
-            raise LakeError(
+            raise StreamNotStarted(
                 f"stream {stream.name!r} has not committed a batch to its {paths.fmt} sink yet, so no hour is known "
                 f"to be closed; start it (`kafkalake stream run {stream.name}`) or pass --closed-before for a static landing"
             )
@@ -582,7 +588,15 @@ def run_compaction(
     out: dict[str, Any] = {"dry_run": dry_run, "tables": [], "started_at": time.time()}
     spark = None
     for stream, paths in chosen:
-        cutoff = closed_before(settings, stream, paths, limit=closed_before_limit)
+        try:
+            cutoff = closed_before(settings, stream, paths, limit=closed_before_limit)
+        except StreamNotStarted as exc:
+            if tables:  # named on purpose: say why nothing can happen
+                raise
+            # "all" (the hourly run): a stream that has not started yet has nothing closed;
+            # it must not fail the run for the tables that have
+            progress(f"{paths.name} ({paths.fmt}): skipped: {exc}")
+            cutoff = NOTHING_CLOSED
         plan = plan_table(stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb)
         if plan.to_compact and not dry_run and spark is None:
             if spark_factory is None:

@@ -17,7 +17,8 @@ topic/partition/offset/timestamp, reason code). Reason codes are those of the Py
   a version the reader cannot resolve);
 * body: CORRUPT / TRUNCATED (``from_avro`` in PERMISSIVE mode gave an all-null struct; it is
   TRUNCATED when the body padded with zero bytes decodes, i.e. the bytes are a prefix of a
-  valid record), TRAILING_BYTES (decodes, but re-encoding it is shorter than the body).
+  valid record), TRAILING_BYTES (decodes, but its own encoding — computed from the values,
+  :mod:`kafkalake.avro_size` — is shorter than the body).
 
 PERMISSIVE mode returns an all-null struct for a bad record; a real record is told apart by
 the fields that can never be null in that writer version.
@@ -152,27 +153,42 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro, to_avro
 
+    import json
+
+    from kafkalake.avro_size import sized
+
     value = F.col("value")
     size = F.coalesce(F.length(value), F.lit(0))
     subject_ids = [w.version.schema_id for w in plan.writers]
     mismatched = [w.version.schema_id for w in plan.writers if w.mismatch] + sorted(plan.foreign_ids)
     readable = [w for w in plan.writers if not w.mismatch]
 
-    # Stage 1: the header. Cheap column expressions only.
-    schema_id = F.when(size >= 5, F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).cast("int"))
-    header_reason = (
-        F.when(size == 0, F.lit("EMPTY"))
-        .when(size < 5, F.lit("SHORT_HEADER"))
-        .when(F.hex(F.substring(value, 1, 1)) != "00", F.lit("BAD_MAGIC"))
-        .when(schema_id.isin(mismatched) if mismatched else F.lit(False), F.lit("SCHEMA_MISMATCH"))
-        .when(~schema_id.isin(subject_ids), F.lit("UNKNOWN_SCHEMA_ID"))
-    )
+    # Stage 1: the header. A registered id is matched as its 5 header bytes (magic byte + id,
+    # big-endian): one binary compare; only other ids are parsed (hex -> conv). An id that
+    # does not fit an int (junk) is null and quarantined as UNKNOWN_SCHEMA_ID (a cast that
+    # overflows would fail the query under ANSI mode). Every column is defined once and
+    # referenced by name afterwards: an expression repeated in a CASE is generated (and run)
+    # once per use, and whole-stage code over HotSpot's 8,000-bytecode limit runs interpreted.
+    known = [*subject_ids, *sorted(plan.foreign_ids)]
+    prefix = F.substring(value, 1, 5)
+    schema_id = F.when(size < 5, F.lit(None).cast("int"))
+    for known_id in known:
+        schema_id = schema_id.when(prefix == F.lit(bytearray(b"\x00" + known_id.to_bytes(4, "big"))), F.lit(known_id))
+    schema_id = schema_id.otherwise(F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).try_cast("int"))
     staged = raw.select(
         "key", "value", "topic", "partition", "offset", "timestamp",
         schema_id.alias("schema_id"),
-        header_reason.alias("_header_reason"),
         F.expr("substring(value, 6)").alias("_body"),
     )
+    sid_col = F.col("schema_id")
+    header_reason = (
+        F.when(size == 0, F.lit("EMPTY"))
+        .when(size < 5, F.lit("SHORT_HEADER"))
+        .when(F.substring(value, 1, 1) != F.lit(bytearray(1)), F.lit("BAD_MAGIC"))
+        .when(sid_col.isin(mismatched) if mismatched else F.lit(False), F.lit("SCHEMA_MISMATCH"))
+        .when(sid_col.isNull() | ~sid_col.isin(subject_ids), F.lit("UNKNOWN_SCHEMA_ID"))
+    )
+    staged = staged.select("*", header_reason.alias("_header_reason"))
 
     # Stage 2: one writer-schema decode per row, by its id (null for other ids). Each stage is
     # a separate projection: Spark does not inline an expensive expression into several uses.
@@ -188,32 +204,55 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     ]
     staged = staged.select("*", *decoded_cols)
 
-    # Stage 3: per writer: failed? truncated? re-encoded length; and the reader-shaped record.
+    # Stage 3: per writer: failed? longer than its own encoding? and the reader-shaped record.
+    # The record's own encoded size comes from its values (kafkalake.avro_size: magnitudes in
+    # a projection of their own, then the size over them); to_avro re-encoding only for types
+    # that arithmetic does not cover. direct: the writer's fields of the reader-shaped record
+    # have the writer's types, so the size is the same.
+    sizes: dict[int, Column] = {}
+    magnitudes: list[Column] = []
+    for w in readable:
+        staged_size = sized(F.col(f"_w{w.version.schema_id}"), w.version.schema_json, f"_m{w.version.schema_id}_")
+        if staged_size is not None:
+            magnitudes += staged_size[0]
+            sizes[w.version.schema_id] = staged_size[1]
+    if magnitudes:
+        staged = staged.select("*", *magnitudes)
     checks = []
     for w in readable:
         sid = w.version.schema_id
         writer_json = w.version.schema_json
         dec = F.col(f"_w{sid}")
         mine = routed & (F.col("schema_id") == sid)
-        failed = mine & _failed(dec, w.required_fields)
-        padded = from_avro(F.concat(body, F.lit(bytearray(_PADDING))), writer_json, {"mode": "PERMISSIVE"})
-        import json
-
-        # direct: the reader-shaped record projected back onto the writer's fields re-encodes
-        # to the same bytes (same types); CASE order keeps to_avro away from failed rows
-        as_writer = F.struct(*[dec[f["name"]].alias(f["name"]) for f in json.loads(writer_json)["fields"]]) if w.direct else dec
-        reason = (
-            F.when(failed & ~_failed(padded, w.required_fields), F.lit("TRUNCATED"))
-            .when(failed, F.lit("CORRUPT"))
-            .when(mine & (F.length(to_avro(as_writer, writer_json)) != F.length(body)), F.lit("TRAILING_BYTES"))
-        )
+        encoded = sizes.get(sid)
+        if encoded is None:
+            fields = [f["name"] for f in json.loads(writer_json)["fields"]]
+            encoded = F.length(to_avro(F.struct(*[dec[n].alias(n) for n in fields]) if w.direct else dec, writer_json))
         if w.version.schema_id == plan.reader.schema_id or w.direct:
             record = dec
         else:
             record = F.when(mine, from_avro(body, writer_json, {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"}))
-        checks += [reason.alias(f"_r{sid}"), record.alias(f"_d{sid}")]
-    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason"]
+        checks += [(mine & _failed(dec, w.required_fields)).alias(f"_f{sid}"),
+                   # failed rows: null sizes, so the CASE below never calls them TRAILING_BYTES
+                   F.when(mine, encoded != F.length(body)).alias(f"_t{sid}"),
+                   record.alias(f"_d{sid}")]
+    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
     staged = staged.select(*keep, *checks)
+    # ... and why it failed: TRUNCATED when the body padded with zero bytes decodes
+    padded = [F.when(F.col(f"_f{w.version.schema_id}"), from_avro(F.concat(body, F.lit(bytearray(_PADDING))),
+                                                                  w.version.schema_json, {"mode": "PERMISSIVE"}))
+              .alias(f"_p{w.version.schema_id}") for w in readable]
+    staged = staged.select("*", *padded)
+    reasons = []
+    for w in readable:
+        sid = w.version.schema_id
+        failed = F.col(f"_f{sid}")
+        reasons.append(
+            F.when(failed & ~_failed(F.col(f"_p{sid}"), w.required_fields), F.lit("TRUNCATED"))
+            .when(failed, F.lit("CORRUPT"))
+            .when(F.col(f"_t{sid}"), F.lit("TRAILING_BYTES"))
+            .alias(f"_r{sid}"))
+    staged = staged.select(*keep[:-1], *[F.col(f"_d{w.version.schema_id}") for w in readable], *reasons)
 
     # Stage 4: one reason, one record, the table's columns.
     reason = F.coalesce(F.col("_header_reason"), *[F.col(f"_r{w.version.schema_id}") for w in readable])

@@ -117,6 +117,9 @@ def start_queries(
             .option("checkpointLocation", str(paths.checkpoints[fmt]))
             .partitionBy(*PARTITION_COLUMNS)
         )
+        if fmt == "parquet":
+            # offsets are unique: a dictionary never pays off, and building one costs every row
+            writer = writer.option("parquet.enable.dictionary#offset", "false")
         if fmt == "avro":
             # the registry's record name, so readers can resolve the files with the registry
             # schema; deflate, because every Avro reader has it (fastavro needs an extra

@@ -39,15 +39,20 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    """A plain local Spark session to read the landing zone the way Spark readers do."""
+def spark(platform_settings: Settings) -> Iterator[object]:
+    """A plain local Spark session to read the landing zone the way Spark readers do. It
+    names the jars too: pytest runs every module in one JVM, whose classpath is fixed by the
+    first session, and later modules call from_avro."""
     import logging
 
     from pyspark.sql import SparkSession
 
+    from kafkalake import jvm
+
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its __del__ logs after pytest closed stderr
     session = (
         SparkSession.builder.master("local[1]").appName("kafkalake-test-reader")
+        .config("spark.jars", jvm.spark_jars_arg(platform_settings))
         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     )
     yield session

@@ -105,3 +105,19 @@ def test_report_summary_and_png(tmp_path: Path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(Exception, match="no compaction report"):
         compaction_report.load(tmp_path / "missing.json")
+
+
+def test_the_all_tables_run_skips_a_stream_that_never_started_and_a_named_one_says_why(tmp_path: Path) -> None:
+    from kafkalake.compaction import StreamNotStarted, run_compaction
+
+    settings = _settings(tmp_path)
+    _stream, paths = resolve_table(settings, "fr")
+    generate_landing(paths.landing, hours_before(count=1), files_per_hour=3, rows_per_file=5)  # an import, say
+    lines: list[str] = []
+    out = run_compaction(settings, None, dry_run=False, progress=lines.append)  # no Spark needed: nothing closed
+    assert [t["format"] for t in out["tables"]] == ["parquet", "avro"]
+    assert all(not t["hours"] for t in out["tables"])
+    assert [h["action"] for h in out["tables"][0]["plan"]] == ["skip"]
+    assert sum("skipped: stream 'fr' has not committed a batch" in line for line in lines) == 2
+    with pytest.raises(StreamNotStarted, match="--closed-before"):
+        run_compaction(settings, ["fr"], dry_run=True)

@@ -1,0 +1,44 @@
+"""kafkalake.ingest.decode on a static DataFrame of crafted Kafka rows (real Spark, no Kafka):
+every garbage kind gets its reason, good rows of both versions decode, nothing is dropped."""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timezone
+
+import pytest
+
+from kafkalake.config import get_settings
+from kafkalake.ingest import decode, decode_plan
+from kafkalake.producer import GARBAGE_KINDS, fleet_from_registry
+from kafkalake.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_their_reason(lake_spark) -> None:  # noqa: ANN001
+    registry = Registry(get_settings().schemas_dir)
+    fleet = fleet_from_registry(registry, devices=10, v1_fraction=0.5, seed=4)
+    good = [m[1] for m in fleet.messages(200)]
+    body = fleet.garbage("TRAILING_BYTES")[5:-6]  # a valid v2 body
+    values = [(v, None) for v in good] + [(fleet.garbage(kind), kind) for kind in GARBAGE_KINDS]
+    # ids a Confluent header can carry but no registry has: 2^31 and 2^32 - 1 overflow an int
+    values += [(b"\x00" + struct.pack(">I", big) + body, "UNKNOWN_SCHEMA_ID") for big in (2**31, 2**32 - 1, 7_000_000)]
+    values += [(None, "EMPTY")]
+    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    rows = [(b"k", None if v is None else bytearray(v), "t", 0, i, stamp) for i, (v, _r) in enumerate(values)]
+    raw = lake_spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+    out = {r["offset"]: r for r in decode(raw, decode_plan(registry, "fridge")).collect()}
+
+    assert len(out) == len(values)  # nothing dropped
+    assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
+    landed = [out[i] for i in range(len(good))]
+    assert all(r["zone"] == "landing" and r["name"] and r["schema_version"] in (1, 2) for r in landed)
+    assert {r["schema_version"] for r in landed} == {1, 2}
+    assert all((r["temperature"] is None) == (r["schema_version"] == 1) for r in landed)
+    quarantined = [out[i] for i in range(len(good), len(values))]
+    assert all(r["zone"] == "quarantine" and r["name"] is None for r in quarantined)
+    assert [bytes(r["raw_value"]) if r["raw_value"] is not None else None for r in quarantined] == \
+        [v for v, _r in values[len(good):]]
+    assert out[len(values) - 2]["schema_id"] == 7_000_000  # an unknown id that fits is kept for the operator
