@@ -63,7 +63,7 @@ def prepare(**context) -> dict[str, object]:  # noqa: ANN003
     dag_run = context["dag_run"]
     try:
         plan = dag_job_args(
-            get_settings(), dict(context["params"]), run_id=dag_run.run_id, run_type=str(dag_run.run_type),
+            get_settings(), dict(context["params"]), run_id=dag_run.run_id, run_type=dag_run.run_type,
             interval=(context.get("data_interval_start"), context.get("data_interval_end")),
         )
     except KafkalakeError as exc:  # bad params do not get better on retry

@@ -615,7 +615,7 @@ def dag_job_args(
     params: dict[str, Any],
     *,
     run_id: str,
-    run_type: str,
+    run_type: Any,
     interval: tuple[datetime | None, datetime | None] = (None, None),
 ) -> dict[str, Any]:
     """The compaction DAG's params -> the job's arguments and report path, validated.
@@ -628,6 +628,8 @@ def dag_job_args(
 
     from kafkalake.lake import resolve_table
 
+    # the Task SDK hands over its own DagRunType enum, whose str() is "DagRunType.BACKFILL"
+    run_type = str(getattr(run_type, "value", run_type))
     table = str(params.get("table") or "all")
     tables = [] if table == "all" else [table]
     for name in tables:

@@ -64,6 +64,16 @@ def _backfill_done(env: dict[str, str], hours: list[str], after: float) -> Calla
     return check
 
 
+def _create_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``airflow backfill create``; while the scheduler has not yet marked the previous backfill
+    of the DAG complete (a little after its last run ended), Airflow refuses a new one: retry."""
+    def attempt() -> subprocess.CompletedProcess[str] | None:
+        result = _airflow(env, "backfill", "create", "--dag-id", "compaction", *args)
+        return None if "AlreadyRunningBackfill" in result.stdout + result.stderr else result
+
+    return _wait("the previous backfill to be marked complete", attempt, 180)
+
+
 def _reports(settings: Any) -> dict[str, dict[str, Any]]:
     """Report of each run, by the file-safe run id (a re-run of a run id rewrites its file)."""
     folder = settings.state_dir / "reports" / "compaction"
@@ -108,8 +118,8 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
 
         # backfill 1: the first hour only
         started = time.time()
-        create = _airflow(env, "backfill", "create", "--dag-id", "compaction", "--from-date", hours[0].start.isoformat(),
-                          "--to-date", hours[0].start.isoformat(), "--max-active-runs", "1")
+        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[0].start.isoformat(),
+                                  "--max-active-runs", "1")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
         first = _wait("backfill 1", _backfill_done(env, keys[:1], started), 600)
         assert first[keys[0]]["state"] == "success", first
@@ -129,9 +139,8 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
 
         # backfill 2: both hours, re-running the completed one — it is unchanged: a no-op
         started = time.time()
-        create = _airflow(env, "backfill", "create", "--dag-id", "compaction", "--from-date", hours[0].start.isoformat(),
-                          "--to-date", hours[1].start.isoformat(), "--max-active-runs", "1",
-                          "--reprocess-behavior", "completed")
+        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[1].start.isoformat(),
+                                  "--max-active-runs", "1", "--reprocess-behavior", "completed")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
         second = _wait("backfill 2", _backfill_done(env, keys, started), 600)
         assert all(r["state"] == "success" for r in second.values()), second

@@ -55,6 +55,13 @@ def test_a_backfill_run_covers_its_data_interval(tmp_path: Path) -> None:
     plan = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="backfill__1", run_type="backfill",
                         interval=(start, start + timedelta(hours=1)))
     assert plan["hours"] == ["2026-11-24T05", "2026-11-24T05"]
+    # what a task really gets: the Task SDK's enum (str() is "DagRunType.BACKFILL"), and with
+    # the cron trigger timetable of "@hourly" a zero-length interval at the logical date
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    plan = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="backfill__2", run_type=DagRunType.BACKFILL,
+                        interval=(start, start))
+    assert plan["hours"] == ["2026-11-24T05", "2026-11-24T05"]
     scheduled = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="s", run_type="scheduled",
                              interval=(start, start + timedelta(hours=1)))
     assert scheduled["hours"] == [None, None]  # scheduled runs catch up every closed hour
