@@ -37,7 +37,9 @@ The streaming sink's folder and its `_spark_metadata` are never modified. Read t
 **Manual run:** *Trigger DAG w/ config*: `table` (or all), `hour_from`/`hour_to`
 (e.g. `2026-11-24T05:00Z`, inclusive), `target_mb`, `dry_run` (prints the plan only).
 **Re-compact a range:** `airflow backfill create --dag-id compaction --from-date … --to-date …`
-(each backfill run covers its own hour; unchanged hours are skipped).
+(each backfill run covers the hour of its logical date; unchanged hours are skipped; the DAG
+must be unpaused for the scheduler to run them; `--reprocess-behavior completed` re-runs dates
+that already have runs).
 Schedule: `KAFKALAKE_COMPACTION_SCHEDULE` (default `@hourly`).
 """
 

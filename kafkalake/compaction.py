@@ -329,6 +329,8 @@ class Compactor:
 
     def _writer(self, df: DataFrame, out: Path) -> None:
         writer = df.write.mode("errorifexists").format(self.paths.fmt)
+        if self.paths.fmt == "parquet":
+            writer = writer.option("parquet.block.size", str(int(self.stream.compaction.row_group_mb * MIB)))
         if self.paths.fmt == "avro":
             doc = json.loads(self.reader_json)
             writer = (writer.option("recordName", doc["name"]).option("recordNamespace", doc.get("namespace", ""))

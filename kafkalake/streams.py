@@ -41,6 +41,9 @@ class Compaction:
 
     #: output files per hour = ceil(landing bytes / target)
     target_file_mb: int = 128
+    #: Parquet row group size of the output: DuckDB scans a file's row groups in parallel and
+    #: every reader skips row groups by their min/max; one 128 MB group per file allows neither
+    row_group_mb: int = 16
     #: sort within each output file (compression, min/max pruning); empty = keep order
     sort_by: tuple[str, ...] = ()
     #: an hour is closed when the stream's committed progress passed its end + grace
@@ -162,7 +165,7 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
 def _parse_compaction(raw: Any, where: str) -> Compaction:
     if raw is None:
         return Compaction()
-    numbers = ("target_file_mb", "grace_minutes", "landing_retention_hours", "reader_grace_minutes")
+    numbers = ("target_file_mb", "row_group_mb", "grace_minutes", "landing_retention_hours", "reader_grace_minutes")
     if not isinstance(raw, dict) or set(raw) - {*numbers, "sort_by"}:
         raise StreamConfigError(f"{where}: compaction takes {', '.join(numbers)} and sort_by")
     values: dict[str, Any] = {}
@@ -172,8 +175,9 @@ def _parse_compaction(raw: Any, where: str) -> Compaction:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise StreamConfigError(f"{where}: compaction.{key} must be a non-negative number, not {value!r}")
             values[key] = value
-    if values.get("target_file_mb", 1) < 1:
-        raise StreamConfigError(f"{where}: compaction.target_file_mb must be at least 1")
+    for key in ("target_file_mb", "row_group_mb"):
+        if values.get(key, 1) < 1:
+            raise StreamConfigError(f"{where}: compaction.{key} must be at least 1")
     sort_by = raw.get("sort_by", [])
     if isinstance(sort_by, str):
         sort_by = [sort_by]

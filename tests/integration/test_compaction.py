@@ -36,7 +36,7 @@ FUTURE = "2100-01-01T00:00:00+00:00"
 
 
 def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
-    settings = table_settings(platform_settings, tmp_path, target_file_mb=1)
+    settings = table_settings(platform_settings, tmp_path, target_file_mb=1, row_group_mb=1)
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
     generate_landing(paths.landing, hours[:2], files_per_hour=6, rows_per_file=500)
@@ -65,6 +65,10 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     first = pq.read_table(paths.lake / manifest["hours"][hours[0].key]["dir"] / manifest["hours"][hours[0].key]["files"][0])
     names = first["name"].to_pylist()
     assert names == sorted(names)
+    # row groups of compaction.row_group_mb, not one per file: readers skip and split by them
+    big = manifest["hours"][hours[2].key]
+    groups = [pq.ParquetFile(paths.lake / big["dir"] / name).metadata.num_row_groups for name in big["files"]]
+    assert all(n >= 2 for n in groups), groups
 
     again = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
     assert again["totals"]["hours_compacted"] == 0

@@ -128,3 +128,16 @@ def test_the_all_tables_run_skips_a_stream_that_never_started_and_a_named_one_sa
     assert sum("skipped: stream 'fr' has not committed a batch" in line for line in lines) == 2
     with pytest.raises(StreamNotStarted, match="--closed-before"):
         run_compaction(settings, ["fr"], dry_run=True)
+
+
+@pytest.mark.parametrize("compaction, message", [
+    ({"row_group_mb": 0}, "compaction.row_group_mb must be at least 1"),
+    ({"row_group_mb": "big"}, "compaction.row_group_mb must be a non-negative number"),
+    ({"rowgroup_mb": 8}, "compaction takes target_file_mb, row_group_mb"),
+])
+def test_bad_compaction_settings_are_refused_with_one_line(tmp_path: Path, compaction: dict, message: str) -> None:
+    settings = _settings(tmp_path, **compaction)
+    with pytest.raises(StreamConfigError) as err:
+        resolve_table(settings, "fr")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert resolve_table(_settings(tmp_path, row_group_mb=4), "fr")[0].compaction.row_group_mb == 4
