@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kafkalake import jvm
 from kafkalake.config import LOCAL_HOSTS, Settings
@@ -120,9 +121,14 @@ def _java_cmd(settings: Settings, java: Path, main: str, *args: str) -> list[str
     ]
 
 
-def _new_cluster_id() -> str:
-    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+    ``Uuid.randomUuid``, never one that starts with "-" (1 in 64): the storage tool's argument
+    parser takes such an id for an option and refuses to format."""
+    while True:
+        text = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def format_storage(settings: Settings, java: Path) -> None:
@@ -140,7 +146,8 @@ def format_storage(settings: Settings, java: Path) -> None:
     settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
     cmd = _java_cmd(
         settings, java, "kafka.tools.StorageTool",
-        "format", "-t", cluster_id, "-c", str(cfg / "server.properties"), "--ignore-formatted",
+        # "=": a cluster.id written before ids starting with "-" were avoided still parses
+        "format", f"--cluster-id={cluster_id}", "-c", str(cfg / "server.properties"), "--ignore-formatted",
     )
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
