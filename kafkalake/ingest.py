@@ -232,9 +232,11 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
             record = dec
         else:
             record = F.when(mine, from_avro(body, writer_json, {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"}))
-        checks += [(mine & _failed(dec, w.required_fields)).alias(f"_f{sid}"),
-                   # failed rows: null sizes, so the CASE below never calls them TRAILING_BYTES
-                   F.when(mine, encoded != F.length(body)).alias(f"_t{sid}"),
+        failed = mine & _failed(dec, w.required_fields)
+        checks += [failed.alias(f"_f{sid}"),
+                   # CASE order keeps failed rows away from the size (to_avro of a struct of
+                   # nulls would throw on a non-nullable field)
+                   F.when(failed, F.lit(None)).when(mine, encoded != F.length(body)).alias(f"_t{sid}"),
                    record.alias(f"_d{sid}")]
     keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
     staged = staged.select(*keep, *checks)

@@ -42,3 +42,31 @@ def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_thei
     assert [bytes(r["raw_value"]) if r["raw_value"] is not None else None for r in quarantined] == \
         [v for v, _r in values[len(good):]]
     assert out[len(values) - 2]["schema_id"] == 7_000_000  # an unknown id that fits is kept for the operator
+
+
+def test_a_schema_with_an_array_keeps_the_to_avro_size_check_and_survives_corrupt_records(lake_spark, tmp_path) -> None:  # noqa: ANN001
+    """Arrays are outside kafkalake.avro_size: the TRAILING_BYTES check re-encodes with to_avro,
+    which must never see a failed (all-null) record."""
+    import json
+
+    from kafkalake.producer import FramedEncoder
+
+    schema = {"type": "record", "name": "Reading", "fields": [
+        {"name": "sensor", "type": "string"}, {"name": "values", "type": {"type": "array", "items": "double"}}]}
+    registry = Registry(tmp_path / "schemas")
+    registry.register("readings", json.dumps(schema))
+    version = registry.latest("readings")
+    encoder = FramedEncoder.for_version(version)
+    good = [encoder.encode({"sensor": f"s{i}", "values": [float(v) for v in range(i % 4)]}) for i in range(20)]
+    values = [(v, None) for v in good] + [
+        (good[3] + b"\x00", "TRAILING_BYTES"),
+        (good[3][:5] + b"\xff\xff\xff\xff\x0f" + good[3][6:], "CORRUPT"),  # sensor's length: a huge negative
+        (good[3][:7], "TRUNCATED"),
+    ]
+    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    raw = lake_spark.createDataFrame(
+        [(b"k", bytearray(v), "t", 0, i, stamp) for i, (v, _r) in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+    out = {r["offset"]: r for r in decode(raw, decode_plan(registry, "readings")).collect()}
+    assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
+    assert [len(out[i]["values"]) for i in range(len(good))] == [i % 4 for i in range(20)]
