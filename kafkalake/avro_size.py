@@ -63,11 +63,6 @@ def varint_size_of(a: Column, kind: str) -> Column:
     return size
 
 
-def varint_size(value: Column, kind: str) -> Column:
-    """Bytes of the zig-zag varint Avro writes for an ``int``, a ``long`` or a ``length``."""
-    return varint_size_of(magnitude(value, kind), kind)
-
-
 class _Sizer:
     """Builds the size of one schema: magnitudes to materialise, and the sum over them."""
 
