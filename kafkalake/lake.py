@@ -302,7 +302,6 @@ def read_table_arrow(name: str, *, fmt: str | None = None, settings: Settings | 
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
     from kafkalake.config import get_settings
 
@@ -314,14 +313,13 @@ def read_table_arrow(name: str, *, fmt: str | None = None, settings: Settings | 
     parts = []
     if landing:
         hive = pa.schema([("zone", pa.string()), ("dt", pa.string()), ("hour", pa.int32())])
-        files = pa.unify_schemas([pq.read_schema(f) for f in landing], promote_options="permissive")
-        schema = pa.unify_schemas([files, hive])
+        schema = pa.unify_schemas([_unified_schema(landing), hive])
         table = ds.dataset([str(f) for f in landing], format="parquet", schema=schema,
                            partitioning=ds.partitioning(hive, flavor="hive"),
                            partition_base_dir=str(paths.landing)).to_table()
         parts.append(_normalized(table.select([c for c in table.column_names if c not in LANDING_ONLY])))
     if lake:
-        schema = pa.unify_schemas([pq.read_schema(f) for f in lake], promote_options="permissive")
+        schema = _unified_schema(lake)
         parts.append(_normalized(ds.dataset([str(f) for f in lake], format="parquet", schema=schema).to_table()))
     if not parts:
         return pa.table({})
@@ -346,6 +344,25 @@ def _arrow_reader_fields(reader_json: str) -> list[tuple[str, Any]]:
             kind = branches[0] if len(branches) == 1 else None
         out.append((field["name"], primitive.get(kind) if isinstance(kind, str) else None))
     return out
+
+
+def _unified_schema(files: list[Path]) -> pa.Schema:
+    """Every file's footer schema, unified, with one timestamp type: Spark writes UTC instants
+    either way, but its INT96 files read as naive nanoseconds and its TIMESTAMP_MICROS files
+    as UTC microseconds, and pyarrow refuses to merge the two (a table written across the
+    change of Spark's default to micros has both)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    utc = pa.timestamp("us", tz="UTC")
+    schemas = []
+    for path in files:
+        schema = pq.read_schema(path)
+        for i, field in enumerate(schema):
+            if pa.types.is_timestamp(field.type) and field.type != utc:
+                schema = schema.set(i, field.with_type(utc))
+        schemas.append(schema)
+    return pa.unify_schemas(schemas, promote_options="permissive")
 
 
 def _normalized(table: pa.Table) -> pa.Table:

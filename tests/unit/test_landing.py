@@ -32,3 +32,27 @@ def test_only_logged_files_count_and_compact_files_replace_older_logs(tmp_path: 
 def test_no_commit_log_means_no_files(tmp_path: Path) -> None:
     (tmp_path / "part-0.parquet").write_bytes(b"x")
     assert committed_files(tmp_path) == []
+
+
+def test_the_arrow_read_path_takes_int96_and_micros_timestamps_side_by_side(tmp_path: Path) -> None:
+    """Spark wrote INT96 timestamps before kafkalake set TIMESTAMP_MICROS: a landing (or lake)
+    written across that change has both kinds, and pyarrow cannot merge them unaided."""
+    import pyarrow.parquet as pq
+
+    from kafkalake.config import Settings
+    from kafkalake.lake import read_table_arrow, resolve_table
+    from kafkalake.lakegen import generate_landing, hours_before
+
+    (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]}))
+    settings = Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),
+                                  "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml")})
+    _stream, paths = resolve_table(settings, "fr")
+    generate_landing(paths.landing, hours_before(count=1), files_per_hour=2, rows_per_file=50, batches=1)
+    expected = read_table_arrow("fr", settings=settings).sort_by("offset")
+    old = committed_files(paths.landing)[0]
+    pq.write_table(pq.read_table(old), old, use_deprecated_int96_timestamps=True)  # as Spark's INT96 default wrote it
+    assert str(pq.read_schema(old).field("timestamp").type) == "timestamp[ns]"
+    mixed = read_table_arrow("fr", settings=settings).sort_by("offset")
+    assert mixed.num_rows == 100
+    assert mixed["timestamp"].to_pylist() == expected["timestamp"].to_pylist()
+    assert mixed.column_names == expected.column_names
