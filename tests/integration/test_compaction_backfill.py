@@ -65,11 +65,13 @@ def _backfill_done(env: dict[str, str], hours: list[str], after: float) -> Calla
 
 
 def _create_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``airflow backfill create``; while the scheduler has not yet marked the previous backfill
-    of the DAG complete (a little after its last run ended), Airflow refuses a new one: retry."""
+    """``airflow backfill create``; retried while the scheduler has not yet marked the previous
+    backfill of the DAG complete (a little after its last run ended: Airflow refuses a new one),
+    and when SQLite, shared with the running scheduler, answers "database is locked"."""
     def attempt() -> subprocess.CompletedProcess[str] | None:
         result = _airflow(env, "backfill", "create", "--dag-id", "compaction", *args)
-        return None if "AlreadyRunningBackfill" in result.stdout + result.stderr else result
+        output = result.stdout + result.stderr
+        return None if "AlreadyRunningBackfill" in output or "database is locked" in output else result
 
     return _wait("the previous backfill to be marked complete", attempt, 180)
 
