@@ -7,7 +7,10 @@ files x 4,200 fridge rows: 5,000 files of ~105 KB, ~525 MB, 21 M rows (``--recor
 the rows and so the files per hour; the figures are then below the issue's scale). The table
 (a temp ``streams.yaml``) keeps the default compaction policy: 128 MiB target files, no
 ``sort_by``, 168 h landing retention — so the landing files survive compaction and every round
-compacts the same source. Everything runs in one in-process Spark session on ``local[2]`` with
+compacts the same source. kafkalake runs under two policies (:data:`POLICIES`), each measured
+for throughput and for the queries after it: as configured (no order within files), and with
+``cluster_by: [name]`` (each device's rows side by side: what the GROUP BY name queries read,
+bought with a sort of every hour). Everything runs in one in-process Spark session on ``local[2]`` with
 the project's ``DEFAULT_CONF`` and jars, in a temp folder deleted at the end.
 
 Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
@@ -23,11 +26,12 @@ Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
   verification job, as many hours at a time as Spark has cores; atomic manifest publish;
   cleanup) into an empty lake folder.
 
-Rounds alternate naive, kafkalake | kafkalake, naive so JIT and page-cache warm-up is shared;
-the "before" queries run first and warm the JVM and the page cache for both. Compaction of a
-landing is a no-op the second time, so round 2 deletes the lake folder first (the landing is
-untouched). Figure: median (= mean of 2) seconds per contender. Goal (issue 5): kafkalake
->= 0.8x the naive MB/s while verifying and publishing atomically.
+Rounds alternate the order (naive, kafkalake, kafkalake_clustered | the reverse) so JIT and
+page-cache warm-up is shared; the "before" queries run first and warm the JVM and the page
+cache for all. Compaction of a landing is a no-op the second time, so every kafkalake run
+deletes the lake folder first (the landing is untouched). Figure: median (= mean of 2) seconds
+per contender. Goal (issue 5): kafkalake >= 0.8x the naive MB/s while verifying and publishing
+atomically.
 
 Two clocks for every rewrite and query: wall (the goals) and CPU seconds of the Spark JVM plus
 this process (``/proc/<pid>/stat`` + ``time.process_time``). On a shared 2-core machine other
@@ -45,8 +49,9 @@ a filter on the timestamp: what a dashboard asks), all reported, by
   file list; resolving it is inside the clock);
 * Spark: ``read_table(spark, name).groupBy(key).agg(...).collect()`` (THE read path).
 
-One untimed warm-up run, then the median of 3 runs each. Goal (issue 5): >= 5x faster after,
-for both engines. Checks: the
+One untimed warm-up run, then the median of 3 runs each, over each policy's lake right after
+its round-1 compaction. Goal (issue 5): >= 5x faster after, for both engines. The verdict is
+per policy: the goals count as met when one policy meets all of them. Checks: the
 aggregates before and after are equal (counts exactly, averages within 1e-9 relative), and the
 table's rows are equal before and after (count and an order-independent DuckDB hash sum over
 every table column, independent of kafkalake's own Spark checksum). File counts and mean file
@@ -64,6 +69,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -104,6 +110,10 @@ _AGG_SQL = ("SELECT {key} AS k, count(*) AS n, count(temperature) AS with_temp, 
 QUERIES = tuple(_DUCKDB_KEYS)
 #: the query the >= 5x goal is judged on (the one this benchmark started with; all are reported)
 GOAL_QUERY = "by_device"
+#: kafkalake's contenders: the table's compaction policy as configured (no order within files)
+#: and with ``cluster_by: [name]`` (rows of a device side by side: what the by-device queries
+#: read), each measured for throughput and for the queries after it
+POLICIES: dict[str, dict[str, Any]] = {"kafkalake": {}, "kafkalake_clustered": {"cluster_by": ("name",)}}
 #: [start, end) of the newest generated hour, epoch seconds (set by main)
 _WINDOW: dict[str, int] = {}
 
@@ -321,7 +331,9 @@ def main(*, records: int | None = None) -> int:
               flush=True)
     root = Path(tempfile.mkdtemp(prefix="kafkalake-bench-compaction-"))
     spark = None
-    runs: dict[str, list[dict[str, Any]]] = {"naive": [], "kafkalake": []}
+    runs: dict[str, list[dict[str, Any]]] = {"naive": [], **{c: [] for c in POLICIES}}
+    after: dict[str, dict[str, Any]] = {}
+    digest_after: dict[str, dict[str, Any]] = {}
     try:
         with terminate_as_exit():
             settings = _bench_settings(root)
@@ -352,14 +364,16 @@ def main(*, records: int | None = None) -> int:
             digest_before = _table_digest(paths)
             before = _queries(spark, cpu, settings, paths, "before")
 
+            contenders = ("naive", *POLICIES)
             for round_no in range(1, ROUNDS + 1):
-                order = ("naive", "kafkalake") if round_no % 2 else ("kafkalake", "naive")
+                order = contenders if round_no % 2 else contenders[::-1]
                 for name in order:
                     if name == "naive":
                         result = _run_naive(spark, cpu, paths, columns, naive_outputs, root / f"naive-r{round_no}")
                         extra = f"{result['files']} file(s), mean {result['mean_file_bytes'] / MB:,.1f} MB"
                     else:
-                        result = _run_kafkalake(spark, cpu, settings, stream, paths)
+                        policy = replace(stream.compaction, **POLICIES[name])
+                        result = _run_kafkalake(spark, cpu, settings, replace(stream, compaction=policy), paths)
                         t, p = result["totals"], result["phase_seconds"]
                         extra = (f"{t['files_before']:,} -> {t['files_after']} file(s), mean "
                                  f"{t['mean_file_bytes_after'] / MB:,.1f} MB, {t['rows']:,} rows verified | write "
@@ -367,13 +381,13 @@ def main(*, records: int | None = None) -> int:
                                  f"{p['plan_publish_cleanup']:.1f}s")
                     result["mb_per_s"] = round(_rate(generated.bytes, result["seconds"]), 2)
                     runs[name].append(result)
-                    print(f"  round {round_no} {name:9} {result['seconds']:6.1f}s = {result['mb_per_s']:6.2f} MB/s, "
+                    print(f"  round {round_no} {name:19} {result['seconds']:6.1f}s = {result['mb_per_s']:6.2f} MB/s, "
                           f"cpu {result['cpu_seconds']:6.1f}s | "
                           f"{extra}", flush=True)
-                    if name == "kafkalake" and round_no == 1:
-                        print("  after compaction: queries over the lake files", flush=True)
-                        digest_after = _table_digest(paths)
-                        after = _queries(spark, cpu, settings, paths, "after")
+                    if name != "naive" and round_no == 1:
+                        print(f"  after compaction ({name}): queries over the lake files", flush=True)
+                        digest_after[name] = _table_digest(paths)
+                        after[name] = _queries(spark, cpu, settings, paths, "after")
     finally:
         if spark is not None:
             spark.stop()
@@ -381,70 +395,85 @@ def main(*, records: int | None = None) -> int:
 
     seconds = {n: statistics.median([r["seconds"] for r in rs]) for n, rs in runs.items()}
     rate = {n: round(_rate(generated.bytes, s), 2) for n, s in seconds.items()}
-    ratio = rate["kafkalake"] / rate["naive"]
     cpu_seconds = {n: statistics.median([r["cpu_seconds"] for r in rs]) for n, rs in runs.items()}
-    cpu_ratio = cpu_seconds["naive"] / cpu_seconds["kafkalake"] if cpu_seconds["kafkalake"] else float("nan")
-    cpu_speedup = {e: before[e]["cpu_median"] / after[e]["cpu_median"] if after[e]["cpu_median"] else float("nan")
-                   for e in before}
-    speedup = {e: before[e]["median"] / after[e]["median"] for e in before}
-    same = {e: _same_aggregates(before[e]["result"], after[e]["result"]) for e in before}
-    rows_equal = (digest_before["rows"] == digest_after["rows"] == generated.rows
-                  and digest_before["hash_sum"] == digest_after["hash_sum"] and digest_after["landing_files"] == 0)
-    totals = runs["kafkalake"][0]["totals"]
-    correct = rows_equal and all(same.values()) and all(r["totals"]["rows"] == generated.rows for r in runs["kafkalake"])
-    met = {"throughput": ratio >= GOAL_RATIO, "duckdb": speedup[f"duckdb/{GOAL_QUERY}"] >= GOAL_SPEEDUP,
-           "spark": speedup[f"spark/{GOAL_QUERY}"] >= GOAL_SPEEDUP, "correct": correct, "at_scale": at_scale}
+    per_policy: dict[str, dict[str, Any]] = {}
+    for policy in POLICIES:
+        ratio = rate[policy] / rate["naive"]
+        cpu_ratio = cpu_seconds["naive"] / cpu_seconds[policy] if cpu_seconds[policy] else float("nan")
+        post = after[policy]
+        speedup = {e: before[e]["median"] / post[e]["median"] for e in before}
+        cpu_speedup = {e: before[e]["cpu_median"] / post[e]["cpu_median"] if post[e]["cpu_median"] else float("nan")
+                       for e in before}
+        same = {e: _same_aggregates(before[e]["result"], post[e]["result"]) for e in before}
+        digest = digest_after[policy]
+        rows_equal = (digest_before["rows"] == digest["rows"] == generated.rows
+                      and digest_before["hash_sum"] == digest["hash_sum"] and digest["landing_files"] == 0)
+        correct = rows_equal and all(same.values()) and all(r["totals"]["rows"] == generated.rows for r in runs[policy])
+        met = {"throughput": ratio >= GOAL_RATIO, "duckdb": speedup[f"duckdb/{GOAL_QUERY}"] >= GOAL_SPEEDUP,
+               "spark": speedup[f"spark/{GOAL_QUERY}"] >= GOAL_SPEEDUP, "correct": correct, "at_scale": at_scale}
+        totals = runs[policy][0]["totals"]
+        per_policy[policy] = {
+            "compaction": {**asdict(stream.compaction), **POLICIES[policy]},
+            "ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3),
+            "files": {"before": totals["files_before"], "after": totals["files_after"],
+                      "mean_file_bytes_before": round(totals["mean_file_bytes_before"]),
+                      "mean_file_bytes_after": round(totals["mean_file_bytes_after"]),
+                      "bytes_before": totals["bytes_before"], "bytes_after": totals["bytes_after"]},
+            "queries_after": {e: {k: v for k, v in q.items() if k != "result"} for e, q in post.items()},
+            "speedup": {e: round(x, 2) for e, x in speedup.items()},
+            "cpu_speedup": {e: round(x, 2) for e, x in cpu_speedup.items()}, "same_result": same,
+            "table_digest_after": digest, "rows_equal": rows_equal,
+            "goal": {**met, "met": all(met.values())},
+        }
     summary = {
         "benchmark": "compaction",
         "landing": {"hours": HOURS, "files": generated.files, "bytes": generated.bytes, "rows": generated.rows,
                     "mean_file_bytes": round(generated.bytes / generated.files)},
         "method": "one in-process Spark session (local[2], DEFAULT_CONF); MB = 1e6 bytes of landing Parquet per "
                   "wall second; naive = read.parquet(landing).where(zone=landing).select(table columns)"
-                  f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake; "
-                  "rounds naive,kafkalake | kafkalake,naive; median seconds. Queries: count(*), count(temperature), "
-                  "avg(temperature) GROUP BY name (by_device), GROUP BY hour of timestamp (hourly), and GROUP BY name "
-                  "over the newest hour (last_hour, a timestamp filter), median of "
-                  f"{QUERY_RUNS}, DuckDB over table_files, Spark over read_table; speed-up goal judged on {GOAL_QUERY}",
+                  f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake, per "
+                  f"policy {json.dumps(POLICIES)}; rounds alternate the order naive, policies... | reversed; median "
+                  "seconds. Queries: count(*), count(temperature), avg(temperature) GROUP BY name (by_device), GROUP BY "
+                  "hour of timestamp (hourly), and GROUP BY name over the newest hour (last_hour, a timestamp filter), "
+                  f"median of {QUERY_RUNS}, DuckDB over table_files, Spark over read_table, after each policy's first "
+                  f"compaction; speed-up goal judged on {GOAL_QUERY}",
         "rounds": runs,
         "median_seconds": seconds,
         "mb_per_s": rate,
-        "ratio": round(ratio, 3),
         "median_cpu_seconds": cpu_seconds,
-        "cpu_ratio": round(cpu_ratio, 3),
-        "files": {"before": totals["files_before"], "after": totals["files_after"],
-                  "mean_file_bytes_before": round(totals["mean_file_bytes_before"]),
-                  "mean_file_bytes_after": round(totals["mean_file_bytes_after"]),
-                  "bytes_before": totals["bytes_before"], "bytes_after": totals["bytes_after"],
-                  "naive_files": runs["naive"][0]["files"], "naive_mean_file_bytes": runs["naive"][0]["mean_file_bytes"]},
-        "queries": {"before": {e: {k: v for k, v in q.items() if k != "result"} for e, q in before.items()},
-                    "after": {e: {k: v for k, v in q.items() if k != "result"} for e, q in after.items()},
-                    "speedup": {e: round(s, 2) for e, s in speedup.items()},
-                    "cpu_speedup": {e: round(s, 2) for e, s in cpu_speedup.items()}, "same_result": same,
-                    "groups": {q: len(before[f"duckdb/{q}"]["result"]) for q in QUERIES}, "goal_query": GOAL_QUERY},
-        "table_digest": {"before": digest_before, "after": digest_after, "rows_equal": rows_equal},
-        "goal": {"ratio": GOAL_RATIO, "speedup": GOAL_SPEEDUP, **{k: v for k, v in met.items()}, "met": all(met.values())},
+        "naive_files": {"files": runs["naive"][0]["files"], "mean_file_bytes": runs["naive"][0]["mean_file_bytes"]},
+        "queries_before": {e: {k: v for k, v in q.items() if k != "result"} for e, q in before.items()},
+        "groups": {q: len(before[f"duckdb/{q}"]["result"]) for q in QUERIES}, "goal_query": GOAL_QUERY,
+        "table_digest_before": digest_before,
+        "policies": per_policy,
+        "goal": {"ratio": GOAL_RATIO, "speedup": GOAL_SPEEDUP,
+                 "met_by": [p for p, r in per_policy.items() if r["goal"]["met"]]},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_start": load_start,
                     "load_avg_end": os.getloadavg()},
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out = results_dir() / "compaction.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"files: {totals['files_before']:,} landing files (mean {totals['mean_file_bytes_before'] / 1000:,.1f} KB) -> "
-          f"{totals['files_after']} lake files (mean {totals['mean_file_bytes_after'] / MB:,.1f} MB); naive: "
-          f"{runs['naive'][0]['files']} files (mean {runs['naive'][0]['mean_file_bytes'] / MB:,.1f} MB)", flush=True)
-    print(f"throughput: naive {rate['naive']:,.2f} MB/s | kafkalake {rate['kafkalake']:,.2f} MB/s (verify + publish) | "
-          f"ratio {ratio:.2f}x (median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); "
-          f"cpu: naive {cpu_seconds['naive']:.1f}s | kafkalake {cpu_seconds['kafkalake']:.1f}s | ratio {cpu_ratio:.2f}x",
-          flush=True)
-    for key in before:
-        engine, query = key.split("/")
-        verdict = (f"goal >= {GOAL_SPEEDUP:g}x: {'met' if met[engine] else 'NOT met'}" if query == GOAL_QUERY
-                   else f"{'>=' if speedup[key] >= GOAL_SPEEDUP else '<'} {GOAL_SPEEDUP:g}x; goal judged on {GOAL_QUERY}")
-        print(f"query {engine:6} {query:9}: before {before[key]['median']:6.2f}s | after {after[key]['median']:6.2f}s | "
-              f"{speedup[key]:5.1f}x faster (median of {QUERY_RUNS}; {verdict}); cpu {before[key]['cpu_median']:.2f}s -> "
-              f"{after[key]['cpu_median']:.2f}s = {cpu_speedup[key]:.1f}x; same result before/after: "
-              f"{'yes' if same[key] else 'NO'}",
-              flush=True)
-    print(f"table unchanged by compaction ({digest_after['rows']:,} rows, DuckDB row-hash sum): "
-          f"{'yes' if rows_equal else 'NO'}; goals {'met' if all(met.values()) else 'NOT met'} -> {out}", flush=True)
-    return 0 if all(met.values()) else 1
+    print(f"naive: {runs['naive'][0]['files']} files (mean {runs['naive'][0]['mean_file_bytes'] / MB:,.1f} MB), "
+          f"{rate['naive']:,.2f} MB/s, cpu {cpu_seconds['naive']:.1f}s", flush=True)
+    for policy, r in per_policy.items():
+        f, met = r["files"], r["goal"]
+        print(f"{policy} {json.dumps(POLICIES[policy]) if POLICIES[policy] else '(policy as configured)'}: "
+              f"{f['before']:,} landing files (mean {f['mean_file_bytes_before'] / 1000:,.1f} KB) -> {f['after']} lake "
+              f"files (mean {f['mean_file_bytes_after'] / MB:,.1f} MB)", flush=True)
+        print(f"  throughput: {rate[policy]:,.2f} MB/s (verify + publish) = {r['ratio']:.2f}x naive (median of {ROUNDS}; "
+              f"goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); cpu {cpu_seconds[policy]:.1f}s = "
+              f"{r['cpu_ratio']:.2f}x", flush=True)
+        for key in before:
+            engine, query = key.split("/")
+            x = r["speedup"][key]
+            verdict = (f"goal >= {GOAL_SPEEDUP:g}x: {'met' if met[engine] else 'NOT met'}" if query == GOAL_QUERY
+                       else f"{'>=' if x >= GOAL_SPEEDUP else '<'} {GOAL_SPEEDUP:g}x; goal judged on {GOAL_QUERY}")
+            print(f"  query {engine:6} {query:9}: before {before[key]['median']:6.2f}s | after "
+                  f"{r['queries_after'][key]['median']:6.2f}s | {x:5.1f}x faster (median of {QUERY_RUNS}; {verdict}); "
+                  f"cpu {r['cpu_speedup'][key]:.1f}x; same result: {'yes' if r['same_result'][key] else 'NO'}", flush=True)
+        print(f"  table unchanged ({r['table_digest_after']['rows']:,} rows, DuckDB row-hash sum): "
+              f"{'yes' if r['rows_equal'] else 'NO'}; goals {'met' if met['met'] else 'NOT met'}", flush=True)
+    met_by = summary["goal"]["met_by"]
+    print(f"every goal met by: {', '.join(met_by) if met_by else 'no policy'} -> {out}", flush=True)
+    return 0 if met_by else 1

@@ -290,6 +290,7 @@ class Compactor:
         self.say = progress
         self.schema: StructType = landing_schema(spark, reader_json)
         self.columns = table_columns(self.schema)
+        self.order = self._order()  # an unknown column fails here, before anything is written
         self.journal_path = paths.journal_dir / f"{self.run_id}.json"
         self.journal: dict[str, Any] = {"run_id": self.run_id, "phase": "plan", "hours": {}}
         self._journal_lock = threading.Lock()
@@ -320,12 +321,18 @@ class Compactor:
             self.journal["phase"] = phase
             _write_json_atomic(self.journal_path, self.journal)
 
-    def _check_sort(self) -> list[str]:
-        unknown = [c for c in self.stream.compaction.sort_by if c not in self.columns]
-        if unknown:
-            raise CompactionError(f"compaction.sort_by of {self.stream.name}: no column(s) {', '.join(unknown)} "
-                                  f"(columns: {', '.join(self.columns)})")
-        return list(self.stream.compaction.sort_by)
+    def _order(self) -> list[Column | str]:
+        """The within-file order of compaction.cluster_by / sort_by (empty: keep the input's)."""
+        from pyspark.sql import functions as F
+
+        policy = self.stream.compaction
+        for key, wanted in (("sort_by", policy.sort_by), ("cluster_by", policy.cluster_by)):
+            unknown = [c for c in wanted if c not in self.columns]
+            if unknown:
+                raise CompactionError(f"compaction.{key} of {self.stream.name}: no column(s) {', '.join(unknown)} "
+                                      f"(columns: {', '.join(self.columns)})")
+        clusters = [F.xxhash64(*policy.cluster_by)] if policy.cluster_by else []
+        return [*clusters, *policy.sort_by]
 
     def _writer(self, df: DataFrame, out: Path) -> None:
         writer = df.write.mode("errorifexists").format(self.paths.fmt)
@@ -342,12 +349,15 @@ class Compactor:
         observed during the write itself."""
         from pyspark.sql import Observation
 
-        sort_by = self._check_sort()
+        order = self.order
         rel = f"{hour.folder}/v={self.run_id}"
         observation = Observation(f"source_{hour.key.replace('-', '_')}")
-        df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns)).repartition(outputs)
-        if sort_by:
-            df = df.sortWithinPartitions(*sort_by)
+        df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns))
+        # One output file: one task reads the hour's files and writes it, no shuffle (hours
+        # run side by side, one per core). More: a shuffle balances the files' sizes.
+        df = df.coalesce(1) if outputs == 1 else df.repartition(outputs)
+        if order:
+            df = df.sortWithinPartitions(*order)
         with self._journal_lock:  # before any byte is written: recoverable
             self.journal["hours"][hour.key] = {"dir": rel}
             _write_json_atomic(self.journal_path, self.journal)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
 from kafkalake.ingest import LANDING
-from kafkalake.landing import committed_entries
+from kafkalake.landing import committed_paths
 from kafkalake.streams import FORMATS, StreamConfig, get_stream, load_streams, stream_paths
 
 if TYPE_CHECKING:
@@ -173,12 +173,18 @@ def lake_files(paths: TablePaths, manifest: dict[str, Any] | None = None) -> dic
 
 def landing_hours(paths: TablePaths, zone: str = LANDING) -> dict[Hour, dict[Path, int]]:
     """Committed landing files per hour: ``{Hour: {file: size}}`` (from the commit log)."""
-    hours: dict[Hour, dict[Path, int]] = {}
-    for path, size in committed_entries(paths.landing).items():
-        match = _HOUR_DIR.search(str(path))
+    return {hour: {Path(f): size for f, size in files.items()} for hour, files in _landing_hour_paths(paths, zone).items()}
+
+
+def _landing_hour_paths(paths: TablePaths, zone: str = LANDING) -> dict[Hour, dict[str, int]]:
+    """:func:`landing_hours` with paths as strings: listing a table whose landing hours are all
+    compacted should not build a ``Path`` per landing file (5,000: ~30 ms)."""
+    by_key: dict[tuple[str, str], dict[str, int]] = {}
+    for path, size in committed_paths(paths.landing).items():
+        match = _HOUR_DIR.search(path)
         if match and match.group(1) == zone:
-            hours.setdefault(Hour(match.group(2), int(match.group(3))), {})[path] = size
-    return hours
+            by_key.setdefault((match.group(2), match.group(3)), {})[path] = size
+    return {Hour(dt, int(hour)): files for (dt, hour), files in by_key.items()}
 
 
 def fingerprint(files: dict[Path, int]) -> str:
@@ -278,7 +284,7 @@ def read_table(spark: SparkSession, name: str, *, fmt: str | None = None, settin
     # Landing hours not yet in the lake; once every one is, the landing is not opened at all
     # (Spark would parse its whole commit log only to prune every file). Nothing published yet:
     # no need to parse the log here too.
-    if paths.landing.exists() and (not published or any(h.key not in published for h in landing_hours(paths))):
+    if paths.landing.exists() and (not published or any(h.key not in published for h in _landing_hour_paths(paths))):
         frames.append(read_landing_hours(spark, paths, schema, exclude=published))
     files = [f for fs in published.values() for f in fs]
     if files:
@@ -380,7 +386,7 @@ def table_files(paths: TablePaths) -> tuple[list[Path], list[Path]]:
     """(landing files of hours not in the lake, lake files): every file a reader must read, once."""
     manifest = read_manifest(paths)
     published = lake_files(paths, manifest)
-    landing = [f for hour, files in landing_hours(paths).items() if hour.key not in published for f in files]
+    landing = [Path(f) for hour, files in _landing_hour_paths(paths).items() if hour.key not in published for f in files]
     return landing, [f for files in published.values() for f in files]
 
 

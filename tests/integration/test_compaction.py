@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake.compaction import CompactionError, compact_table, plan_table, table_checksum
+from kafkalake.compaction import CompactionError, Compactor, compact_table, plan_table, table_checksum
 from kafkalake.config import Settings
 from kafkalake.lake import Hour, read_manifest, read_table, read_table_arrow, resolve_table
 from kafkalake.lakegen import generate_landing, hours_before
+from kafkalake.registry import Registry
 from tests.conftest import cli_env, run_cli
 from tests.integration.lake_helpers import (arrow_state, create_time_topic, lake_dirs, past_stamps, produce_at,
                                            table_settings)
@@ -74,6 +75,33 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     assert again["totals"]["hours_compacted"] == 0
     assert {p["why"] for p in again["plan"]} == {"compacted, unchanged since"}
     assert read_manifest(paths)["hours"] == manifest["hours"]
+
+
+def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+    import pyarrow.parquet as pq
+
+    settings = table_settings(platform_settings, tmp_path, cluster_by=["name"], sort_by=["timestamp"])
+    stream, paths = resolve_table(settings, "fr")
+    hour = hours_before(count=1)
+    generate_landing(paths.landing, hour, files_per_hour=6, rows_per_file=2_000)
+    before = table_checksum(read_table(lake_spark, "fr", settings=settings))
+
+    compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    entry = read_manifest(paths)["hours"][hour[0].key]
+    assert len(entry["files"]) == 1  # 12,000 rows, far below the target size: one file
+    table = pq.read_table(paths.lake / entry["dir"] / entry["files"][0])
+    names, stamps = table["name"].to_pylist(), table["timestamp"].to_pylist()
+    runs = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
+    assert len(runs) == len(set(names)) > 1_000  # one run per device: clustered, not just partly grouped
+    for start, end in zip(runs, [*runs[1:], len(names)]):
+        assert stamps[start:end] == sorted(stamps[start:end])
+    assert names != sorted(names)  # hash order, not name order (that is sort_by's job)
+    assert table_checksum(read_table(lake_spark, "fr", settings=settings)) == before
+
+    (tmp_path / "typo").mkdir()
+    typo = table_settings(platform_settings, tmp_path / "typo", cluster_by=["device"])
+    with pytest.raises(CompactionError, match=r"compaction.cluster_by of fr: no column\(s\) device \(columns: name, "):
+        Compactor(lake_spark, resolve_table(typo, "fr")[0], paths, Registry(typo.schemas_dir).latest("fridge").schema_json)
 
 
 def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> None:  # noqa: ANN001

@@ -134,9 +134,15 @@ def test_the_all_tables_run_skips_a_stream_that_never_started_and_a_named_one_sa
     ({"row_group_mb": 0}, "compaction.row_group_mb must be at least 1"),
     ({"row_group_mb": "big"}, "compaction.row_group_mb must be a non-negative number"),
     ({"rowgroup_mb": 8}, "compaction takes target_file_mb, row_group_mb"),
+    ({"cluster_by": "name, action"}, None),
+    ({"cluster_by": [1]}, "compaction.cluster_by must be a list of column names"),
+    ({"sort_by": {"name": 1}}, "compaction.sort_by must be a list of column names"),
 ])
 def test_bad_compaction_settings_are_refused_with_one_line(tmp_path: Path, compaction: dict, message: str) -> None:
     settings = _settings(tmp_path, **compaction)
+    if message is None:  # one string is one column name (no splitting): the compactor names it if unknown
+        assert resolve_table(settings, "fr")[0].compaction.cluster_by == ("name, action",)
+        return
     with pytest.raises(StreamConfigError) as err:
         resolve_table(settings, "fr")
     assert message in str(err.value) and "\n" not in str(err.value)

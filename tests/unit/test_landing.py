@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kafkalake.landing import committed_files
+from kafkalake.landing import committed_entries, committed_files
 
 
 def _log(path: Path, *entries: dict) -> None:
@@ -27,6 +27,21 @@ def test_only_logged_files_count_and_compact_files_replace_older_logs(tmp_path: 
     (tmp_path / "zone=landing").mkdir()
     (tmp_path / "zone=landing" / "crashed-batch.parquet").write_bytes(b"leftover")
     assert committed_files(tmp_path) == [Path("/lake/b c.parquet"), Path("/lake/d.parquet"), Path("/lake/e.parquet")]
+
+
+def test_a_new_batch_is_seen_though_the_parsed_log_is_kept_and_every_uri_form_reads(tmp_path: Path) -> None:
+    meta = tmp_path / "_spark_metadata"
+    meta.mkdir()
+    _log(meta / "0", _add("/lake/zone%3Dlanding/a.parquet"), {**_add("x"), "path": "file:/lake/b.parquet"},
+         {**_add("x"), "path": "hdfs://nn:8020/lake/c%25.parquet"})
+    first = committed_entries(tmp_path)
+    assert list(first) == [Path("/lake/zone=landing/a.parquet"), Path("/lake/b.parquet"), Path("/lake/c%.parquet")]
+    first.clear()  # a caller changing its copy changes nothing for the next one
+    assert len(committed_entries(tmp_path)) == 3
+    _log(meta / "1", {**_add("/lake/zone%3Dlanding/a.parquet"), "action": "delete"}, _add("/lake/d.parquet"))
+    assert committed_files(tmp_path) == [Path("/lake/b.parquet"), Path("/lake/c%.parquet"), Path("/lake/d.parquet")]
+    _log(meta / "1", _add("/lake/d.parquet"), _add("/lake/e.parquet"))  # same name, other content (size)
+    assert committed_files(tmp_path)[-1] == Path("/lake/e.parquet")
 
 
 def test_no_commit_log_means_no_files(tmp_path: Path) -> None:
