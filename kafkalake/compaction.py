@@ -299,6 +299,8 @@ class Compactor:
         #: hours in flight at once: an hour's job ends in a few output tasks (one per target file),
         #: so one hour at a time leaves cores idle; Spark runs the threads' jobs side by side
         self.parallel_hours = max(1, min(MAX_PARALLEL_HOURS, spark.sparkContext.defaultParallelism))
+        #: hours the current run writes (``run`` sets it)
+        self.hours_in_run = 0
 
     def _each(self, fn: Callable[[T], HourResult], items: list[T]) -> list[HourResult]:
         """``fn`` over ``items``, ``parallel_hours`` at a time, results in input order; the first
@@ -353,9 +355,11 @@ class Compactor:
         rel = f"{hour.folder}/v={self.run_id}"
         observation = Observation(f"source_{hour.key.replace('-', '_')}")
         df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns))
-        # One output file: one task reads the hour's files and writes it, no shuffle (hours
-        # run side by side, one per core). More: a shuffle balances the files' sizes.
-        df = df.coalesce(1) if outputs == 1 else df.repartition(outputs)
+        # One output file while other hours keep the other cores busy: one task reads the
+        # hour's files and writes the file, no shuffle. Otherwise a shuffle spreads the read
+        # over the cores (an hourly run has one hour) and balances several files' sizes.
+        single = outputs == 1 and self.hours_in_run >= self.parallel_hours
+        df = df.coalesce(1) if single else df.repartition(outputs)
         if order:
             df = df.sortWithinPartitions(*order)
         with self._journal_lock:  # before any byte is written: recoverable
@@ -387,6 +391,7 @@ class Compactor:
         items as one run. Any failure deletes this run's output and publishes nothing."""
         self._phase("plan")
         fault("compact:plan")
+        self.hours_in_run = len(hours)
         results: list[HourResult] = []
         expected: dict[str, tuple[int, str]] = {}
 
