@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import pytest
 
 from kafkalake.config import Settings
 from kafkalake.lake import Hour, read_table_arrow, table_checksum_arrow
@@ -54,3 +57,15 @@ def create_time_topic(settings: Settings) -> str:
 
 def past_stamps(hours: list[Hour], per_hour: int) -> list[datetime]:
     return [h.start + timedelta(seconds=3600 * i / per_hour) for h in hours for i in range(per_hour)]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, *, every: float = 1.0, log: Path | None = None) -> Any:
+    """Poll ``check`` every ``every`` seconds until it returns something truthy (returned);
+    fail the test after ``timeout`` seconds, with the tail of ``log`` when given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{log.read_text()[-3000:]}" if log else ""))

@@ -21,7 +21,7 @@ import pytest
 
 from kafkalake.lakegen import hours_before
 from tests.conftest import make_settings, run_cli
-from tests.integration.lake_helpers import past_stamps, produce_at
+from tests.integration.lake_helpers import past_stamps, produce_at, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ def _runs(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     out = _airflow(env, "dags", "list-runs", "compaction", "-o", "json").stdout
     line = next((line for line in out.splitlines() if line.startswith("[")), "[]")
     return {run["run_id"]: run for run in json.loads(line)}
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _backfill_done(env: dict[str, str], hours: list[str], after: float) -> Callable[[], dict[str, dict] | None]:
@@ -73,7 +63,7 @@ def _create_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedPro
         output = result.stdout + result.stderr
         return None if "AlreadyRunningBackfill" in output or "database is locked" in output else result
 
-    return _wait("the previous backfill to be marked complete", attempt, 180)
+    return wait_for("the previous backfill to be marked complete", attempt, 180, every=3)
 
 
 def _reports(settings: Any) -> dict[str, dict[str, Any]]:
@@ -123,7 +113,7 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
         create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[0].start.isoformat(),
                                   "--max-active-runs", "1")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
-        first = _wait("backfill 1", _backfill_done(env, keys[:1], started), 600)
+        first = wait_for("backfill 1", _backfill_done(env, keys[:1], started), 600, every=3)
         assert first[keys[0]]["state"] == "success", first
         reports = _reports(settings)
         run_id = first[keys[0]]["run_id"]
@@ -144,7 +134,7 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
         create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[1].start.isoformat(),
                                   "--max-active-runs", "1", "--reprocess-behavior", "completed")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
-        second = _wait("backfill 2", _backfill_done(env, keys, started), 600)
+        second = wait_for("backfill 2", _backfill_done(env, keys, started), 600, every=3)
         assert all(r["state"] == "success" for r in second.values()), second
         reports = _reports(settings)
         again = {key: _report_of(reports, run["run_id"]) for key, run in second.items()}

@@ -20,13 +20,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from kafkalake.config import Settings
 from kafkalake.registry import Registry
 from tests.conftest import make_settings, run_cli
+from tests.integration.lake_helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,16 +94,6 @@ def test_dags_test_registers_v2_idempotently_and_refuses_bad_params(airflow_env_
 
 # --------------------------------------------------------------------------- the live rollout
 
-def _wait(what: str, check: Callable[[], Any], timeout: float, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{log.read_text()[-3000:]}" if log else ""))
-
-
 class _Producer(threading.Thread):
     """Sends fridge records of one writer version at a steady rate until stopped."""
 
@@ -157,7 +147,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         producers.append(_Producer(settings, topic, 1, rate=400, seed=1))
         producers[0].start()
         assert _airflow(env, "dags", "unpause", "stream_fridge").returncode == 0
-        _wait("stream_fridge running with reader v1", lambda: (read_status(status_file) or {}).get("state") == "running",
+        wait_for("stream_fridge running with reader v1", lambda: (read_status(status_file) or {}).get("state") == "running",
               240)
         first_pid = read_status(status_file)["pid"]
 
@@ -171,7 +161,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
             state = dag_run_state(env, "schema_migration", run_id)
             return state if state in ("success", "failed") else None
 
-        assert _wait("the migration run", migration_state, 420) == "success"
+        assert wait_for("the migration run", migration_state, 420) == "success"
         status = read_status(status_file)
         assert status["decode_plan"]["reader"]["version"] == 2 and status["pid"] != first_pid
         # new fridges on v2, old ones still on v1
@@ -183,7 +173,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
             p.stop.set()
             p.join(60)
         produced = sum(p.sent for p in producers)
-        _wait("every produced record in the table",
+        wait_for("every produced record in the table",
               lambda: read_table_arrow("fridge", settings=settings).num_rows >= produced, 180)
         table = read_table_arrow("fridge", settings=settings)
         assert table.num_rows == produced
@@ -194,7 +184,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         run_id = f"refused_{uuid.uuid4().hex[:6]}"
         assert _airflow(env, "dags", "trigger", "schema_migration", "--run-id", run_id,
                         "-c", json.dumps({"subject": "fridge", "schema": REFUSED})).returncode == 0
-        assert _wait("the refused run", migration_state, 300) == "failed"
+        assert wait_for("the refused run", migration_state, 300) == "failed"
         assert _tree_digest(settings.schemas_dir) == registry_digest
         assert _tree_digest(settings.lake_root) == lake_digest
         assert read_status(status_file)["pid"] == pid and read_status(status_file)["state"] == "running"
@@ -213,7 +203,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         from kafkalake.processes import pid_alive
 
         assert _airflow(env, "dags", "pause", "stream_fridge").returncode == 0
-        _wait("the stream to stop after the DAG was paused",
+        wait_for("the stream to stop after the DAG was paused",
               lambda: (read_status(status_file) or {}).get("state") == "stopped" and not pid_alive(pid), 180)
     finally:
         for p in producers:
