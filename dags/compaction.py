@@ -22,8 +22,8 @@ merges every **closed** hour (the stream's committed progress passed the hour's 
 
 * **prepare** — checks the params (table, hour range, target size) and builds the job's arguments.
 * **compact** — one Spark job (`spark_jobs/compact.py`, `spark_default`): per hour
-  `repartition(n)` (+ `compaction.sort_by`), then **verify** (row count + order-independent
-  checksum of source and output must match, or nothing is published and the task fails with
+  `repartition(n)` (+ `compaction.cluster_by` / `sort_by`), then **verify** (row count +
+  order-independent checksum of source and output must match, or nothing is published and the task fails with
   both figures), then **publish** atomically (one manifest replace). Hours already compacted
   and unchanged are skipped: re-running is a no-op. A run killed at any point is finished or
   rolled back by the next one (journal in `<lake>/_journal/`).
