@@ -299,8 +299,6 @@ class Compactor:
         #: hours in flight at once: an hour's job ends in a few output tasks (one per target file),
         #: so one hour at a time leaves cores idle; Spark runs the threads' jobs side by side
         self.parallel_hours = max(1, min(MAX_PARALLEL_HOURS, spark.sparkContext.defaultParallelism))
-        #: hours the current run writes (``run`` sets it)
-        self.hours_in_run = 0
 
     def _each(self, fn: Callable[[T], HourResult], items: list[T]) -> list[HourResult]:
         """``fn`` over ``items``, ``parallel_hours`` at a time, results in input order; the first
@@ -346,22 +344,22 @@ class Compactor:
                       .option("compression", "deflate"))
         writer.save(str(out))
 
-    def write_hour(self, source: DataFrame, hour: Hour, outputs: int, result: HourResult) -> tuple[int, str]:
+    def write_hour(self, source: DataFrame, hour: Hour, outputs: int, result: HourResult, *,
+                   cores_busy: bool = False) -> tuple[int, str]:
         """Write one hour as a new version folder; returns the source's (rows, checksum),
-        observed during the write itself."""
+        observed during the write itself. ``cores_busy``: other hours of the run keep the
+        other cores busy meanwhile."""
         from pyspark.sql import Observation
 
-        order = self.order
         rel = f"{hour.folder}/v={self.run_id}"
         observation = Observation(f"source_{hour.key.replace('-', '_')}")
         df = source.select(*self.columns).observe(observation, *checksum_exprs(self.columns))
         # One output file while other hours keep the other cores busy: one task reads the
         # hour's files and writes the file, no shuffle. Otherwise a shuffle spreads the read
         # over the cores (an hourly run has one hour) and balances several files' sizes.
-        single = outputs == 1 and self.hours_in_run >= self.parallel_hours
-        df = df.coalesce(1) if single else df.repartition(outputs)
-        if order:
-            df = df.sortWithinPartitions(*order)
+        df = df.coalesce(1) if outputs == 1 and cores_busy else df.repartition(outputs)
+        if self.order:
+            df = df.sortWithinPartitions(*self.order)
         with self._journal_lock:  # before any byte is written: recoverable
             self.journal["hours"][hour.key] = {"dir": rel}
             _write_json_atomic(self.journal_path, self.journal)
@@ -391,7 +389,7 @@ class Compactor:
         items as one run. Any failure deletes this run's output and publishes nothing."""
         self._phase("plan")
         fault("compact:plan")
-        self.hours_in_run = len(hours)
+        cores_busy = len(hours) >= self.parallel_hours
         results: list[HourResult] = []
         expected: dict[str, tuple[int, str]] = {}
 
@@ -399,7 +397,7 @@ class Compactor:
             hour, outputs, _fp, source, result = item
             started = time.monotonic()
             self.say(f"  {hour.key}: writing {result.source_files} file(s) -> {outputs}")
-            expected[hour.key] = self.write_hour(source, hour, outputs, result)
+            expected[hour.key] = self.write_hour(source, hour, outputs, result, cores_busy=cores_busy)
             result.seconds = time.monotonic() - started
             fault("compact:write")
             return result
