@@ -9,9 +9,14 @@ the project's producer; then each job runs ``--available-now`` on the platform's
   its writer version, checks it, quarantines what fails, lands zone/dt/hour partitions.
 * seed: spark_jobs/seed_ingest.py: one ``from_avro`` with the subject's latest schema for every
   record (no routing, no checks, no partitioning). It decodes the v1 records wrongly (as
-  all-null rows), so it is the cost floor, not an alternative.
+  all-null rows), so it is the cost floor, not an alternative. It runs twice per round:
+  - ``seed``: as the notebook writes it, Spark's Kafka reader with Kafka's defaults;
+  - ``seed_same_reader``: with kafkalake's Kafka read options
+    (:data:`kafkalake.spark.KAFKA_READ_OPTIONS`). Those options spare the reader most broker
+    round trips, and they speed the seed job more than ours, so THIS is the floor the goal is
+    judged against: the same reader, only the decode and the table differ.
 
-Two clocks per run (the jobs alternate seed/kafkalake, kafkalake/seed so load drift is shared):
+Two clocks per run (the job order reverses every round so load drift is shared):
 
 * processing: per micro-batch, from the checkpoint's ``offsets/N`` file (written when the
   batch is planned) to its ``commits/N`` file (written after the sink committed), summed.
@@ -19,8 +24,9 @@ Two clocks per run (the jobs alternate seed/kafkalake, kafkalake/seed so load dr
 * wall: the whole spark-submit process. The JVM/Python start-up inside it is the same for
   both jobs, so the wall ratio is fair too, but start-up pulls it towards 1.
 
-Both clocks: median over the rounds. Goal (issue 4): kafkalake's processing rate >= 0.8x the
-seed's, and every record decoded correctly (landing rows == records produced, per version).
+Both clocks: median over the rounds. Goal (issue 4): kafkalake's steady rate >= 0.8x the
+``seed_same_reader`` job's, and every record decoded correctly (landing rows == records produced,
+per version). The ratio to the ``seed`` job as written is reported beside it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from benchmarks.platform import bench_kafka, results_dir
 from kafkalake.config import Settings, get_settings
 from kafkalake.producer import fleet_from_registry, produce_parallel
 from kafkalake.registry import Registry
+from kafkalake.spark import KAFKA_READ_OPTIONS
 from kafkalake.spark_submit import job_env, spark_submit_argv, stream_conf
 from kafkalake.streams import StreamConfig, get_stream, stream_paths
 from kafkalake.topics import create_topic
@@ -54,6 +61,8 @@ GOAL_RATIO = 0.8
 RUN_TIMEOUT = 1800.0
 #: micro-batches per job: the verdict uses batches 2..N (steady state), both jobs alike
 BATCHES = 5
+#: the baseline the goal is judged against (see the module docstring)
+BASELINE = "seed_same_reader"
 
 
 # --------------------------------------------------------------------------- Spark processes
@@ -254,14 +263,15 @@ def _run_kafkalake(settings: Settings, topic: str, round_no: int, max_offsets: i
                 k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms")}}}
 
 
-def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, max_offsets: int) -> dict[str, Any]:
-    out = settings.lake_root / "seed" / f"r{round_no}"
-    checkpoint = settings.state_dir / "checkpoints" / "seed" / f"r{round_no}"
+def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, max_offsets: int, *, name: str,
+              options: Mapping[str, str]) -> dict[str, Any]:
+    out = settings.lake_root / name / f"r{round_no}"
+    checkpoint = settings.state_dir / "checkpoints" / name / f"r{round_no}"
     args = ["--topic", topic, "--schema-file", str(schema_file), "--path", str(out), "--checkpoint", str(checkpoint),
-            "--max-offsets-per-trigger", str(max_offsets)]
-    job = SparkProcess(settings, "seed_ingest", args, conf=None, log_path=settings.state_dir / "logs" / f"seed_r{round_no}.log")
+            "--max-offsets-per-trigger", str(max_offsets), *[f"--kafka-option={k}={v}" for k, v in options.items()]]
+    job = SparkProcess(settings, "seed_ingest", args, conf=None, log_path=settings.state_dir / "logs" / f"{name}_r{round_no}.log")
     try:
-        wall = job.wait(timeout=RUN_TIMEOUT, label=f"seed      round {round_no}", tick=checkpoint_tick(checkpoint))
+        wall = job.wait(timeout=RUN_TIMEOUT, label=f"{name:16} round {round_no}", tick=checkpoint_tick(checkpoint))
         progress = next((json.loads(line.split(" ", 1)[1]) for line in job.output().splitlines()
                          if line.startswith("SEED_PROGRESS ")), None)
     finally:
@@ -326,7 +336,8 @@ def main(*, records: int | None = None) -> int:
     workers = min(4, os.cpu_count() or 1)
     print(f"ingest benchmark: {count:,} fridge records ({V1_FRACTION:.0%} of {DEVICES} devices on v1), "
           f"{ROUNDS} rounds, seed job vs kafkalake stream, --available-now, parquet", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {"seed": [], "kafkalake": []}
+    runs: dict[str, list[dict[str, Any]]] = {"seed": [], BASELINE: [], "kafkalake": []}
+    seed_options = {"seed": {}, BASELINE: KAFKA_READ_OPTIONS}
     checks: list[dict[str, Any]] = []
     seed_checks: list[dict[str, Any]] = []
     with terminate_as_exit(), bench_kafka() as settings:
@@ -347,7 +358,7 @@ def main(*, records: int | None = None) -> int:
 
         max_offsets = max(1, count // BATCHES)
         for round_no in range(1, ROUNDS + 1):
-            order = ("seed", "kafkalake") if round_no % 2 else ("kafkalake", "seed")
+            order = list(runs) if round_no % 2 else list(reversed(runs))
             for name in order:
                 if name == "kafkalake":
                     result = _run_kafkalake(settings, topic, round_no, max_offsets)
@@ -355,7 +366,8 @@ def main(*, records: int | None = None) -> int:
                     checks.append(check)
                     result["check_ok"] = check["ok"]
                 else:
-                    result = _run_seed(settings, topic, round_no, schema_file, max_offsets)
+                    result = _run_seed(settings, topic, round_no, schema_file, max_offsets, name=name,
+                                       options=seed_options[name])
                     seed_check = check_seed_landing(result.pop("landing"))
                     seed_checks.append(seed_check)
                     result["rows_written"] = seed_check["rows"]
@@ -369,59 +381,57 @@ def main(*, records: int | None = None) -> int:
                 runs[name].append(result)
                 extra = (f"landing check {'ok' if result['check_ok'] else 'FAILED'}" if name == "kafkalake"
                          else f"{seed_check['all_null_rows']:,} of {seed_check['rows']:,} rows all-null (misdecoded)")
-                print(f"  round {round_no} {name:9} steady {result['steady_rate'] or 0:>9,.0f} rec/s | "
+                print(f"  round {round_no} {name:16} steady {result['steady_rate'] or 0:>9,.0f} rec/s | "
                       f"processing {processing:6.1f}s = {result['processing_rate'] or 0:>9,.0f} rec/s"
                       f" ({len(result['batches'])} batch(es)) | wall {result['wall_seconds']:6.1f}s = "
                       f"{result['wall_rate']:>9,.0f} rec/s | {extra}", flush=True)
 
     steady = {n: _median([r["steady_rate"] or 0.0 for r in rs]) for n, rs in runs.items()}
-    steady_ratio = steady["kafkalake"] / steady["seed"] if steady["seed"] else float("nan")
+
+    def ratios(rates: Mapping[str, float]) -> dict[str, float]:
+        """kafkalake's rate over each seed job's."""
+        return {base: round(rates["kafkalake"] / rates[base], 3) if rates[base] else float("nan") for base in seed_options}
+
     processing = {n: _median([r["processing_seconds"] for r in rs]) for n, rs in runs.items()}
     wall = {n: _median([r["wall_seconds"] for r in rs]) for n, rs in runs.items()}
     rate = {n: round(count / s, 1) for n, s in processing.items()}
     wall_rate = {n: round(count / s, 1) for n, s in wall.items()}
-    ratio = rate["kafkalake"] / rate["seed"]
-    wall_ratio = wall_rate["kafkalake"] / wall_rate["seed"]
+    steady_ratio, ratio, wall_ratio = ratios(steady), ratios(rate), ratios(wall_rate)
     correct = all(c["ok"] for c in checks)
-    met = steady_ratio >= GOAL_RATIO and correct
+    met = steady_ratio[BASELINE] >= GOAL_RATIO and correct
     summary = {
         "benchmark": "ingest",
         "records": count,
         "by_version": by_version,
         "method": "median over rounds; processing = sum over batches of checkpoint commits/N mtime - offsets/N mtime "
                   "(decode + parquet write + commit, no JVM start-up); wall = the spark-submit process "
-                  "(same start-up cost in both jobs)",
+                  "(same start-up cost in every job); ratios = kafkalake / each seed job",
+        "kafka_read_options": {"kafkalake": KAFKA_READ_OPTIONS, **seed_options},
         "rounds": runs,
         "median_processing_seconds": processing,
         "median_wall_seconds": wall,
         "processing_rate": rate,
         "wall_rate": wall_rate,
         "steady_rate": steady,
-        "steady_ratio": round(steady_ratio, 3),
-        "ratio": round(ratio, 3),
-        "wall_ratio": round(wall_ratio, 3),
+        "steady_ratio": steady_ratio,
+        "ratio": ratio,
+        "wall_ratio": wall_ratio,
         "kafkalake_checks": checks,
         "seed_checks": seed_checks,
-        "goal": {"ratio": GOAL_RATIO, "every_version_decoded": correct, "met": met},
+        "goal": {"ratio": GOAL_RATIO, "baseline": BASELINE, "every_version_decoded": correct, "met": met},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out = results_dir() / "ingest.json"
     out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for label, rates, ratio_of in ((f"steady state (batches 2..{BATCHES})", steady, steady_ratio),
+                                   (f"all batches (processing time, median of {ROUNDS})", rate, ratio),
+                                   ("wall incl. JVM start-up", wall_rate, wall_ratio)):
+        print(f"{label}: kafkalake {rates['kafkalake']:,.0f} rec/s | "
+              + " | ".join(f"{base} {rates[base]:,.0f} rec/s ({ratio_of[base]:.2f}x)" for base in seed_options), flush=True)
     print(
-        f"steady state (batches 2..{BATCHES}): seed job {steady['seed']:,.0f} rec/s | kafkalake "
-        f"{steady['kafkalake']:,.0f} rec/s | ratio {steady_ratio:.2f}x",
-        flush=True,
-    )
-    print(
-        f"all batches: seed job {rate['seed']:,.0f} rec/s | kafkalake {rate['kafkalake']:,.0f} rec/s | ratio {ratio:.2f}x "
-        f"(processing time, median of {ROUNDS}); wall incl. JVM start-up: seed {wall_rate['seed']:,.0f} | kafkalake "
-        f"{wall_rate['kafkalake']:,.0f} rec/s | ratio {wall_ratio:.2f}x",
-        flush=True,
-    )
-    print(
-        f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the seed "
-        f"job's steady-state rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",
+        f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the "
+        f"{BASELINE} job's steady-state rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",
         flush=True,
     )
     return 0 if correct else 1

@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from kafkalake.config import Settings
 from kafkalake.lake import Hour, LakeError, TablePaths, fingerprint, landing_hours, read_manifest
+from kafkalake.spark import KAFKA_READ_OPTIONS
 from kafkalake.streams import FORMATS, StreamConfig
 
 if TYPE_CHECKING:
@@ -535,6 +536,7 @@ def read_kafka(spark: SparkSession, settings: Settings, topics: list[str], *, pl
     reader = (
         spark.read.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .options(**KAFKA_READ_OPTIONS)
         .option("subscribe", ",".join(topics))
         .option("failOnDataLoss", "true")
     )

@@ -11,6 +11,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
+#: Consumer settings of every kafkalake Kafka read (stream, backfill, batch reads). After each
+#: poll, Spark's Kafka reader asks the broker for the partition's earliest and latest offsets
+#: (two round trips), and a poll returns at most ``max.poll.records`` (Kafka's default: 500):
+#: 400 round trips per 100k records. With 20,000, a poll returns what a fetch response holds
+#: (1 MiB, ~13k fridge records). Measured on the ingest job in fresh JVMs (local[2], 200k
+#: records per batch): steady 120k -> 134-180k rec/s.
+KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.max.poll.records": "20000"}
+
+
 def get_session(app_name: str) -> SparkSession:
     """The session of a job started by spark-submit (master, jars and conf come from there)."""
     from pyspark.sql import SparkSession
@@ -25,6 +34,7 @@ def read_topic_batch(spark: SparkSession, *, bootstrap_servers: str, topic: str)
     return (
         spark.read.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap_servers)
+        .options(**KAFKA_READ_OPTIONS)
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")

@@ -1,6 +1,6 @@
 """spark-submit entry point: the seed notebook's way of landing Kafka Avro records (benchmark baseline).
 
-    seed_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT
+    seed_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT [--kafka-option K=V ...]
 
 One ``from_avro`` with ONE schema for every record (no routing by schema id, no quarantine,
 no Kafka coordinates, no partitioning) -> Parquet file sink, trigger availableNow. It decodes
@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", required=True, help="Parquet output folder")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="records per micro-batch")
+    parser.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Kafka source option (e.g. kafka.max.poll.records=20000); repeatable")
     args = parser.parse_args(argv)
+    options = dict(option.split("=", 1) for option in args.kafka_option if "=" in option)
+    if len(options) != len(args.kafka_option):
+        parser.error("--kafka-option takes KEY=VALUE")
 
     from kafkalake.config import get_settings
     from kafkalake.spark import get_session
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
         .option("subscribe", args.topic)
         .option("startingOffsets", "earliest")
+        .options(**options)
     )
     if args.max_offsets_per_trigger:
         raw = raw.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)

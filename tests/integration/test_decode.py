@@ -70,3 +70,33 @@ def test_a_schema_with_an_array_keeps_the_to_avro_size_check_and_survives_corrup
     out = {r["offset"]: r for r in decode(raw, decode_plan(registry, "readings")).collect()}
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
     assert [len(out[i]["values"]) for i in range(len(good))] == [i % 4 for i in range(20)]
+
+
+def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_null(lake_spark) -> None:  # noqa: ANN001
+    """hour_columns is integer arithmetic on epoch micros: it must agree with Spark's own UTC
+    date/hour at hour and day edges, before 1970 too, and declare dt non-null (a nullable string
+    partition column makes Spark's file writer copy every row once more)."""
+    from pyspark.sql import functions as F
+
+    from kafkalake.ingest import NULL_PARTITION, hour_columns
+
+    hour, day = 3_600_000_000, 86_400_000_000
+    micros = [0, -1, 1, hour - 1, hour, day - 1, day, -day, -day - 1, 1_764_470_000_123_456, 1_767_225_599_999_999]
+    micros += [m * 7_919_000_003_001 for m in range(-400, 400)]  # 1970 +- 100 years in odd steps
+    frame = lake_spark.createDataFrame([(m,) for m in micros], "m long").select(F.timestamp_micros("m").alias("timestamp"))
+    frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
+    expected_zone = lake_spark.conf.get("spark.sql.session.timeZone")
+    assert expected_zone == "UTC"  # the reference columns below are UTC only in a UTC session
+    out = frame.select("timestamp", *hour_columns("timestamp"),
+                       F.date_format("timestamp", "yyyy-MM-dd").alias("dt_ref"), F.hour("timestamp").alias("hour_ref"))
+
+    nullable = {f.name: f.nullable for f in out.schema.fields}
+    assert nullable["dt"] is False and dict(out.dtypes)["hour"] == "int"
+    rows = out.collect()
+    assert len(rows) == len(micros) + 1
+    for r in rows:
+        if r["timestamp"] is None:
+            assert (r["dt"], r["hour"]) == (NULL_PARTITION, None)
+        else:
+            assert (r["dt"], r["hour"]) == (r["dt_ref"], r["hour_ref"]), r["timestamp"]
+    assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
