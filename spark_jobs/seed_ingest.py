@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
                         help="a Kafka source option (e.g. kafka.max.poll.records=20000); repeatable")
     args = parser.parse_args(argv)
-    options = dict(option.split("=", 1) for option in args.kafka_option if "=" in option)
-    if len(options) != len(args.kafka_option):
-        parser.error("--kafka-option takes KEY=VALUE")
+    malformed = [option for option in args.kafka_option if "=" not in option]
+    if malformed:
+        parser.error(f"--kafka-option takes KEY=VALUE, not {malformed[0]!r}")
+    options = dict(option.split("=", 1) for option in args.kafka_option)
 
     from kafkalake.config import get_settings
     from kafkalake.spark import get_session
