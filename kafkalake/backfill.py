@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from kafkalake.config import Settings
 from kafkalake.lake import Hour, LakeError, TablePaths, fingerprint, landing_hours, read_manifest
-from kafkalake.spark import KAFKA_READ_OPTIONS
+from kafkalake.spark import kafka_reader
 from kafkalake.streams import FORMATS, StreamConfig
 
 if TYPE_CHECKING:
@@ -534,10 +534,7 @@ def read_kafka(spark: SparkSession, settings: Settings, topics: list[str], *, pl
                start: datetime, end: datetime) -> DataFrame:
     """The Kafka source rows of the plan's range, as a batch DataFrame (the stream's columns)."""
     reader = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-        .options(**KAFKA_READ_OPTIONS)
-        .option("subscribe", ",".join(topics))
+        kafka_reader(spark.read, settings.bootstrap_servers, topics)
         .option("failOnDataLoss", "true")
     )
     if plan.mode == "offsets":

@@ -5,10 +5,13 @@ pyspark is imported lazily so that DAG files and the CLI can import kafkalake ch
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, TypeVar
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+    from pyspark.sql.streaming import DataStreamReader
+
+    Reader = TypeVar("Reader", DataFrameReader, DataStreamReader)
 
 
 #: Consumer settings of every kafkalake Kafka read (stream, backfill, batch reads). After each
@@ -18,6 +21,17 @@ if TYPE_CHECKING:
 #: (1 MiB, ~13k fridge records). Measured on the ingest job in fresh JVMs (local[2], 200k
 #: records per batch): steady 120k -> 134-180k rec/s.
 KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.max.poll.records": "20000"}
+
+
+def kafka_reader(reader: Reader, bootstrap_servers: str, topics: Iterable[str]) -> Reader:
+    """``spark.read`` or ``spark.readStream`` on Kafka: the broker, the topics and
+    :data:`KAFKA_READ_OPTIONS`. Every kafkalake Kafka read starts here."""
+    return (
+        reader.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap_servers)
+        .options(**KAFKA_READ_OPTIONS)
+        .option("subscribe", ",".join(topics))
+    )
 
 
 def get_session(app_name: str) -> SparkSession:
@@ -32,10 +46,7 @@ def get_session(app_name: str) -> SparkSession:
 def read_topic_batch(spark: SparkSession, *, bootstrap_servers: str, topic: str) -> DataFrame:
     """All records currently in a topic, as a batch DataFrame (Kafka source columns)."""
     return (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap_servers)
-        .options(**KAFKA_READ_OPTIONS)
-        .option("subscribe", topic)
+        kafka_reader(spark.read, bootstrap_servers, [topic])
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")
         .load()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
 from kafkalake.ingest import PARTITION_COLUMNS, decode, decode_plan, decode_plan_summary
-from kafkalake.spark import KAFKA_READ_OPTIONS
+from kafkalake.spark import kafka_reader
 from kafkalake.stream_status import FAILED, STOPPED, StatusWriter, make_listener, progress_summary, write_json_atomic
 from kafkalake.streams import StreamConfig, StreamPaths, stream_paths
 
@@ -81,10 +81,7 @@ def acquire_driver_lock(folder: Path, stream: str) -> TextIO:
 
 def kafka_source(spark: SparkSession, settings: Settings, stream: StreamConfig) -> DataFrame:
     reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-        .options(**KAFKA_READ_OPTIONS)
-        .option("subscribe", ",".join(stream.topics))
+        kafka_reader(spark.readStream, settings.bootstrap_servers, stream.topics)
         .option("startingOffsets", stream.starting_offsets)
         .option("failOnDataLoss", str(stream.fail_on_data_loss).lower())
     )
