@@ -146,6 +146,28 @@ def sized(value: Column, schema_json: str, prefix: str) -> tuple[list[Column], C
     return columns, total([F.col(f"{prefix}{i}") for i in range(len(columns))])
 
 
+def field_sizes(record: Column, schema_json: str, prefix: str) -> tuple[list[Column], dict[str, Column]] | None:
+    """:func:`sized` per top-level field of a record schema: the magnitude columns to select
+    first, and each field's size over them (the record's size is their sum). None when a
+    field has a type this arithmetic does not cover."""
+    from pyspark.sql import functions as F
+
+    schema = json.loads(schema_json)
+    sizer = _Sizer()
+    namespace = schema.get("namespace")
+    full = schema["name"] if "." in schema["name"] or not namespace else f"{namespace}.{schema['name']}"
+    sizer.names[full] = sizer.names[schema["name"]] = schema
+    parts = {}
+    for field in schema["fields"]:
+        part = sizer.size(record[field["name"]], field["type"], namespace)
+        if part is None:
+            return None
+        parts[field["name"]] = part
+    columns = [F.col(f"{prefix}{i}") for i in range(len(sizer.magnitudes))]
+    magnitudes = [expr.alias(f"{prefix}{i}") for i, (expr, _kind) in enumerate(sizer.magnitudes)]
+    return magnitudes, {name: part(columns) for name, part in parts.items()}
+
+
 def encoded_size(value: Column, schema_json: str) -> Column | None:
     """The same size as one expression (magnitudes inline): for tests and small schemas."""
     sizer = _Sizer()

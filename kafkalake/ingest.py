@@ -6,7 +6,10 @@ JVM: Spark's ``from_avro`` takes ``jsonFormatSchema`` as the *writer* schema and
 routed by the schema id in its Confluent header to the ``from_avro`` of its own writer
 version, with the subject's latest version as reader. The routing is a CASE per version in
 one projection rather than a filter + union per version: a union would scan the Kafka batch
-once per branch.
+once per branch. When every writer's fields are reader fields of the same type (versions
+that only add fields), each row is decoded once, straight into the reader's shape, and
+checked once (:func:`_checked_reader_shaped`); otherwise each version also gets a
+writer-shaped decode for its checks (:func:`_checked_per_writer`).
 
 A row that cannot be decoded is never dropped: it becomes a quarantine row (raw key/value,
 topic/partition/offset/timestamp, reason code). Reason codes are those of the Python decoder
@@ -152,11 +155,6 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     broker's).
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro, to_avro
-
-    import json
-
-    from kafkalake.avro_size import sized
 
     value = F.col("value")
     size = F.coalesce(F.length(value), F.lit(0))
@@ -191,7 +189,127 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     )
     staged = staged.select("*", header_reason.alias("_header_reason"))
 
-    # Stage 2: one writer-schema decode per row, by its id (null for other ids). Each stage is
+    # Stage 2: the body. Decoded, checked: ``_body_reason`` (null: it lands) and ``_record``.
+    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
+    if readable and all(w.direct or w.version.schema_id == plan.reader.schema_id for w in readable):
+        staged = _checked_reader_shaped(staged, plan, readable, keep)
+    else:
+        staged = _checked_per_writer(staged, plan, readable, keep)
+
+    # Stage 3: one reason, one record, the table's columns.
+    reason = F.coalesce(F.col("_header_reason"), F.col("_body_reason"))
+    version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
+    staged = staged.select("*", reason.alias("reason"))
+    quarantined = F.col("reason").isNotNull()
+    fields = [F.when(~quarantined, F.col("_record")[name]).alias(name) for name in plan.reader_fields]
+    return staged.select(
+        *fields,
+        F.col("schema_id"),
+        version_of[F.col("schema_id")].alias("schema_version"),
+        "topic", "partition", "offset", "timestamp",
+        "reason",
+        F.when(quarantined, F.col("key")).alias("raw_key"),
+        F.when(quarantined, F.col("value")).alias("raw_value"),
+        F.when(quarantined, F.lit(QUARANTINE)).otherwise(F.lit(LANDING)).alias("zone"),
+        *hour_columns("timestamp"),
+    )
+
+
+def _failed_by_writer(record: Column, readable: list[WriterPlan]) -> Column:
+    """:func:`_failed` of a reader-shaped record whose writer is the row's ``schema_id``: the
+    fields every writer requires are checked outright, the others only for their writers."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    common = set.intersection(*(set(w.required_fields) for w in readable))
+    failed = _failed(record, tuple(sorted(common)))
+    for w in readable:
+        extra = tuple(f for f in w.required_fields if f not in common)
+        if extra:
+            failed = failed | ((F.col("schema_id") == w.version.schema_id)
+                               & reduce(lambda a, b: a | b, [record[name].isNull() for name in extra]))
+    return failed
+
+
+def _checked_reader_shaped(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], keep: list[str]) -> DataFrame:
+    """The body check when every writer's fields are reader fields of the same type (a subject
+    that only ever added fields, like the fridge): ONE reader-shaped decode per row, and its
+    size, failure and truncation checks computed once rather than once per writer.
+
+    The encoded size of a record of writer W is the size of the reader-shaped record's W
+    fields: they have W's types and W's values. On the fridge subject this cut the generated
+    code of the decode from 7,583 to 5,609 bytes of bytecode in its largest method; the
+    ingest's steady rate in fresh JVMs (local[2], 1M records, 3 A/B pairs) went from 142k,
+    117k, 141k to 161k, 147k, 153k rec/s. Adds ``_body_reason`` and ``_record``.
+    """
+    import json
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro, to_avro
+
+    from kafkalake.avro_size import field_sizes
+
+    body = F.col("_body")
+    sid = F.col("schema_id")
+    routed = F.col("_header_reason").isNull()
+    reader_json = plan.reader.schema_json
+    resolve = {"avroSchema": reader_json, "mode": "PERMISSIVE"}
+
+    def by_writer(make: Any) -> Column:
+        """CASE schema_id WHEN w THEN make(w) ... for the readable writers (null otherwise)."""
+        case = None
+        for w in readable:
+            value = make(w)
+            case = F.when(sid == w.version.schema_id, value) if case is None else case.when(sid == w.version.schema_id, value)
+        return case
+
+    def decode_as_reader(data: Column) -> Any:
+        return lambda w: from_avro(data, w.version.schema_json, {"mode": "PERMISSIVE"} if w.version.schema_id == plan.reader.schema_id else resolve)
+
+    # the record (null for rows the header already quarantined)
+    staged = staged.select("*", F.when(routed, by_writer(decode_as_reader(body))).alias("_record"))
+    record = F.col("_record")
+
+    # the record's own encoded size: per reader field, counted for the writers that have it
+    writer_fields = {w.version.schema_id: [f["name"] for f in json.loads(w.version.schema_json)["fields"]] for w in readable}
+    sizes = field_sizes(record, reader_json, "_m")
+    failed = (routed & _failed_by_writer(record, readable)).alias("_failed")
+    staged = staged.select(*keep, "_record", failed, *(sizes[0] if sizes else []))
+    if sizes:
+        encoded = F.lit(0)
+        for name, size in sizes[1].items():
+            have = [writer for writer, names in writer_fields.items() if name in names]
+            encoded = encoded + (size if len(have) == len(readable) else F.when(sid.isin(have), size).otherwise(F.lit(0)))
+    else:  # re-encode the writer's fields (types the arithmetic does not cover, e.g. arrays)
+        encoded = by_writer(lambda w: F.length(to_avro(F.struct(*[record[n].alias(n) for n in writer_fields[w.version.schema_id]]),
+                                                       w.version.schema_json)))
+    failed = F.col("_failed")
+    # why it failed: TRUNCATED when the body padded with zero bytes decodes
+    padded = by_writer(decode_as_reader(F.concat(body, F.lit(bytearray(_PADDING)))))
+    staged = staged.select(*keep, "_record", "_failed", F.when(failed, padded).alias("_padded"),
+                           # CASE order keeps failed rows away from the size (to_avro of a
+                           # struct of nulls would throw on a non-nullable field)
+                           F.when(failed, F.lit(None)).when(routed, encoded != F.length(body)).alias("_trailing"))
+    body_reason = (
+        F.when(failed & ~_failed_by_writer(F.col("_padded"), readable), F.lit("TRUNCATED"))
+        .when(failed, F.lit("CORRUPT"))
+        .when(F.col("_trailing"), F.lit("TRAILING_BYTES"))
+    )
+    return staged.select(*keep[:-1], body_reason.alias("_body_reason"), "_record")
+
+
+def _checked_per_writer(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], keep: list[str]) -> DataFrame:
+    """The general body check: a writer-shaped decode per version (its size needs the writer's
+    types), then a reader-shaped one where they differ. Adds ``_body_reason`` and ``_record``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro, to_avro
+
+    import json
+
+    from kafkalake.avro_size import sized
+
+    # One writer-schema decode per row, by its id (null for other ids). Each stage is
     # a separate projection: Spark does not inline an expensive expression into several uses.
     body = F.col("_body")
     routed = F.col("_header_reason").isNull()
@@ -205,7 +323,7 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     ]
     staged = staged.select("*", *decoded_cols)
 
-    # Stage 3: per writer: failed? longer than its own encoding? and the reader-shaped record.
+    # Per writer: failed? longer than its own encoding? and the reader-shaped record.
     # The record's own encoded size comes from its values (kafkalake.avro_size: magnitudes in
     # a projection of their own, then the size over them); to_avro re-encoding only for types
     # that arithmetic does not cover. direct: the writer's fields of the reader-shaped record
@@ -239,7 +357,6 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
                    # nulls would throw on a non-nullable field)
                    F.when(failed, F.lit(None)).when(mine, encoded != F.length(body)).alias(f"_t{sid}"),
                    record.alias(f"_d{sid}")]
-    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
     staged = staged.select(*keep, *checks)
     # ... and why it failed: TRUNCATED when the body padded with zero bytes decodes
     padded = [F.when(F.col(f"_f{w.version.schema_id}"), from_avro(F.concat(body, F.lit(bytearray(_PADDING))),
@@ -256,26 +373,10 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
             .when(F.col(f"_t{sid}"), F.lit("TRAILING_BYTES"))
             .alias(f"_r{sid}"))
     staged = staged.select(*keep[:-1], *[F.col(f"_d{w.version.schema_id}") for w in readable], *reasons)
-
-    # Stage 4: one reason, one record, the table's columns.
-    reason = F.coalesce(F.col("_header_reason"), *[F.col(f"_r{w.version.schema_id}") for w in readable])
-    record = F.coalesce(*[F.col(f"_d{w.version.schema_id}") for w in readable]) if readable else F.lit(None)
-    version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
-    staged = staged.select(
-        "*", reason.alias("reason"), record.alias("_record")
-    )
-    quarantined = F.col("reason").isNotNull()
-    fields = [F.when(~quarantined, F.col("_record")[name]).alias(name) for name in plan.reader_fields]
     return staged.select(
-        *fields,
-        F.col("schema_id"),
-        version_of[F.col("schema_id")].alias("schema_version"),
-        "topic", "partition", "offset", "timestamp",
-        "reason",
-        F.when(quarantined, F.col("key")).alias("raw_key"),
-        F.when(quarantined, F.col("value")).alias("raw_value"),
-        F.when(quarantined, F.lit(QUARANTINE)).otherwise(F.lit(LANDING)).alias("zone"),
-        *hour_columns("timestamp"),
+        *keep[:-1],
+        F.coalesce(*[F.col(f"_r{w.version.schema_id}") for w in readable]).alias("_body_reason"),
+        F.coalesce(*[F.col(f"_d{w.version.schema_id}") for w in readable]).alias("_record"),
     )
 
 

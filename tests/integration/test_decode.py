@@ -100,3 +100,62 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
         else:
             assert (r["dt"], r["hour"]) == (r["dt_ref"], r["hour_ref"]), r["timestamp"]
     assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
+
+
+EVOLUTIONS = {
+    # v2 adds a required field with a default: every writer's fields are reader fields of the
+    # same type -> one reader-shaped decode; `count` is required only in v2's rows
+    "added_required_field": (
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}, {"name": "count", "type": "int", "default": 7}],
+    ),
+    # v2 promotes int -> long: v1's encoded size needs v1's own decode -> the per-writer path
+    "promoted_int_to_long": (
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "long"}, {"name": "note", "type": ["null", "string"], "default": None}],
+    ),
+}
+
+
+@pytest.mark.parametrize("evolution", sorted(EVOLUTIONS))
+def test_both_body_check_paths_give_every_writer_version_its_rows_and_reasons(lake_spark, tmp_path, evolution) -> None:  # noqa: ANN001
+    """decode takes one reader-shaped decode per row when every writer's fields are reader
+    fields of the same type, and a writer-shaped decode per version otherwise: both must land
+    good rows of each version (v1 rows with the reader's defaults) and find TRAILING_BYTES,
+    TRUNCATED and CORRUPT bodies of each version."""
+    import json
+
+    from kafkalake.producer import FramedEncoder
+
+    v1_fields, v2_fields = EVOLUTIONS[evolution]
+    registry = Registry(tmp_path / "schemas")
+    for fields in (v1_fields, v2_fields):
+        registry.register("things", json.dumps({"type": "record", "name": "Thing", "fields": fields}))
+    v1, v2 = (registry.get("things", n) for n in (1, 2))
+    plan = decode_plan(registry, "things")
+    assert [w.direct for w in plan.writers if w.version.version == 1] == [evolution == "added_required_field"]
+
+    values: list[tuple[bytes, str | None, int]] = []
+    for version, extra in ((v1, {}), (v2, {"count": 3} if evolution == "added_required_field" else {"note": "hi"})):
+        encoder = FramedEncoder.for_version(version)
+        good = [encoder.encode({"name": f"{version.version}-{i}", "n": i * 1000 - 3, **extra}) for i in range(6)]
+        values += [(g, None, version.version) for g in good]
+        values += [
+            (good[2] + b"\x00", "TRAILING_BYTES", version.version),
+            (good[2][:-1], "TRUNCATED", version.version),  # its last byte cut off
+            (good[2][:5] + b"\x03" + good[2][6:], "CORRUPT", version.version),  # name's length: -2
+        ]
+    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    raw = lake_spark.createDataFrame(
+        [(b"k", bytearray(v), "t", 0, i, stamp) for i, (v, _r, _n) in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+    out = {r["offset"]: r for r in decode(raw, plan).collect()}
+
+    assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason, _n in values]
+    landed = [(out[i], number) for i, (_v, reason, number) in enumerate(values) if reason is None]
+    assert len(landed) == 12 and all(r["zone"] == "landing" and r["schema_version"] == n for r, n in landed)
+    assert sorted(r["n"] for r, n in landed if n == 1) == [i * 1000 - 3 for i in range(6)]
+    if evolution == "added_required_field":
+        assert {r["count"] for r, n in landed} == {7, 3} and all(r["count"] == (7 if n == 1 else 3) for r, n in landed)
+    else:
+        assert all(r["note"] == (None if n == 1 else "hi") for r, n in landed)
