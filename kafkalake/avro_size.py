@@ -53,14 +53,15 @@ def magnitude(value: Column, kind: str) -> Column:
 
 
 def varint_size_of(a: Column, kind: str) -> Column:
-    """Bytes of the varint of a magnitude ``a``: zigzag >= 2^(7k) exactly when a >= 2^(7k-1),
-    so the size is 1 + the thresholds ``a`` reaches (a sum of comparisons, no CASE ladder)."""
+    """Bytes of the varint of a magnitude ``a``: zigzag < 2^(7k) exactly when a < 2^(7k-1).
+    A CASE ladder: most values stop at the first comparison, and it generates less code than
+    a sum of comparisons (each ``+`` is an overflow-checked add under ANSI mode)."""
     from pyspark.sql import functions as F
 
-    size = F.lit(1)
-    for k in range(1, _STEPS[kind] + 1):
-        size = size + (a >= F.lit(1 << (7 * k - 1))).cast("int")
-    return size
+    size = F.when(a < F.lit(1 << 6), F.lit(1))
+    for k in range(2, _STEPS[kind] + 1):
+        size = size.when(a < F.lit(1 << (7 * k - 1)), F.lit(k))
+    return size.otherwise(F.lit(_STEPS[kind] + 1))
 
 
 class _Sizer:

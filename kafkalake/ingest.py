@@ -199,9 +199,10 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
     # Stage 3: one reason, one record, the table's columns.
     reason = F.coalesce(F.col("_header_reason"), F.col("_body_reason"))
     version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
-    staged = staged.select("*", reason.alias("reason"))
+    staged = staged.select(*[c for c in staged.columns if c != "_record"], reason.alias("reason"),
+                           F.when(reason.isNull(), F.col("_record")).alias("_record"))
     quarantined = F.col("reason").isNotNull()
-    fields = [F.when(~quarantined, F.col("_record")[name]).alias(name) for name in plan.reader_fields]
+    fields = [F.col("_record")[name].alias(name) for name in plan.reader_fields]
     return staged.select(
         *fields,
         F.col("schema_id"),
