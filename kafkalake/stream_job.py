@@ -117,8 +117,12 @@ def start_queries(
             .partitionBy(*PARTITION_COLUMNS)
         )
         if fmt == "parquet":
-            # offsets are unique: a dictionary never pays off, and building one costs every row
+            # offsets are unique and Kafka timestamps nearly so: a dictionary costs every row and
+            # never pays off. Measured without the timestamp's (fresh JVM, 3M fridge records, 15
+            # batches): steady 199k -> 235k rec/s, landing files +0.4 % (snappy takes the
+            # repeats); compaction writes the lake with dictionaries again
             writer = writer.option("parquet.enable.dictionary#offset", "false")
+            writer = writer.option("parquet.enable.dictionary#timestamp", "false")
         if fmt == "avro":
             # the registry's record name, so readers can resolve the files with the registry
             # schema; deflate, because every Avro reader has it (fastavro needs an extra
