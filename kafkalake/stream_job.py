@@ -116,13 +116,6 @@ def start_queries(
             .option("checkpointLocation", str(paths.checkpoints[fmt]))
             .partitionBy(*PARTITION_COLUMNS)
         )
-        if fmt == "parquet":
-            # offsets are unique and Kafka timestamps nearly so: a dictionary costs every row and
-            # never pays off. Measured without the timestamp's (fresh JVM, 3M fridge records, 15
-            # batches): steady 199k -> 235k rec/s, landing files +0.4 % (snappy takes the
-            # repeats); compaction writes the lake with dictionaries again
-            writer = writer.option("parquet.enable.dictionary#offset", "false")
-            writer = writer.option("parquet.enable.dictionary#timestamp", "false")
         if fmt == "avro":
             # the registry's record name, so readers can resolve the files with the registry
             # schema; deflate, because every Avro reader has it (fastavro needs an extra
