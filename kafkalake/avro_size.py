@@ -76,6 +76,23 @@ class _Sizer:
         self.magnitudes.append((magnitude(value, kind), kind))
         return lambda cols: varint_size_of(cols[index], kind)
 
+    def register(self, schema: dict[str, Any], namespace: str | None) -> str | None:
+        """Remember a named type (by full and short name); returns its namespace."""
+        space = schema.get("namespace", namespace)
+        full = schema["name"] if "." in schema["name"] or not space else f"{space}.{schema['name']}"
+        self.names[full] = self.names[schema["name"]] = schema
+        return space
+
+    def fields(self, value: Column, record: dict[str, Any], namespace: str | None) -> dict[str, Callable[[list[Column]], Column]] | None:
+        """Each field's size of a (registered) record schema; None when one is not covered."""
+        parts = {}
+        for field in record["fields"]:
+            part = self.size(value[field["name"]], field["type"], namespace)
+            if part is None:
+                return None
+            parts[field["name"]] = part
+        return parts
+
     def size(self, value: Column, schema: Any, namespace: str | None) -> Callable[[list[Column]], Column] | None:
         from pyspark.sql import functions as F
 
@@ -106,17 +123,12 @@ class _Sizer:
         kind = schema.get("type")
         logical = schema.get("logicalType")
         if kind in ("record", "enum", "fixed"):
-            space = schema.get("namespace", namespace)
-            full = schema["name"] if "." in schema["name"] or not space else f"{space}.{schema['name']}"
-            self.names[full] = self.names[schema["name"]] = schema
-            namespace = space
+            namespace = self.register(schema, namespace)
         if kind == "record":
-            parts = []
-            for field in schema["fields"]:
-                part = self.size(value[field["name"]], field["type"], namespace)
-                if part is None:
-                    return None
-                parts.append(part)
+            fields = self.fields(value, schema, namespace)
+            if fields is None:
+                return None
+            parts = list(fields.values())
             return lambda cols: sum((part(cols) for part in parts), F.lit(0))
         if kind == "enum":
             return (lambda _cols: F.lit(1)) if len(schema["symbols"]) <= 64 else None
@@ -155,15 +167,9 @@ def field_sizes(record: Column, schema_json: str, prefix: str) -> tuple[list[Col
 
     schema = json.loads(schema_json)
     sizer = _Sizer()
-    namespace = schema.get("namespace")
-    full = schema["name"] if "." in schema["name"] or not namespace else f"{namespace}.{schema['name']}"
-    sizer.names[full] = sizer.names[schema["name"]] = schema
-    parts = {}
-    for field in schema["fields"]:
-        part = sizer.size(record[field["name"]], field["type"], namespace)
-        if part is None:
-            return None
-        parts[field["name"]] = part
+    parts = sizer.fields(record, schema, sizer.register(schema, None))
+    if parts is None:
+        return None
     columns = [F.col(f"{prefix}{i}") for i in range(len(sizer.magnitudes))]
     magnitudes = [expr.alias(f"{prefix}{i}") for i, (expr, _kind) in enumerate(sizer.magnitudes)]
     return magnitudes, {name: part(columns) for name, part in parts.items()}

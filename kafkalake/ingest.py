@@ -75,6 +75,10 @@ class DecodePlan:
     writers: tuple[WriterPlan, ...]
     foreign_ids: frozenset[int]
 
+    def reader_shaped(self, w: WriterPlan) -> bool:
+        """Decodes straight into the reader's shape: the reader itself, or a direct writer."""
+        return w.direct or w.version.schema_id == self.reader.schema_id
+
     @property
     def reader_fields(self) -> tuple[str, ...]:
         import json
@@ -191,7 +195,7 @@ def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
 
     # Stage 2: the body. Decoded, checked: ``_body_reason`` (null: it lands) and ``_record``.
     keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
-    if readable and all(w.direct or w.version.schema_id == plan.reader.schema_id for w in readable):
+    if readable and all(plan.reader_shaped(w) for w in readable):
         staged = _checked_reader_shaped(staged, plan, readable, keep)
     else:
         staged = _checked_per_writer(staged, plan, readable, keep)
@@ -349,7 +353,7 @@ def _checked_per_writer(staged: DataFrame, plan: DecodePlan, readable: list[Writ
         if encoded is None:
             fields = [f["name"] for f in json.loads(writer_json)["fields"]]
             encoded = F.length(to_avro(F.struct(*[dec[n].alias(n) for n in fields]) if w.direct else dec, writer_json))
-        if w.version.schema_id == plan.reader.schema_id or w.direct:
+        if plan.reader_shaped(w):
             record = dec
         else:
             record = F.when(mine, from_avro(body, writer_json, {"avroSchema": plan.reader.schema_json, "mode": "PERMISSIVE"}))
