@@ -237,7 +237,7 @@ def run_stream(
     reader_doc = json.loads(plan.reader.schema_json)
     record_name = reader_doc["name"].rsplit(".", 1)[-1]
     namespace = reader_doc.get("namespace") or (reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else "")
-    table = decode(kafka_source(spark, settings, stream), plan)
+    table = decode(kafka_source(spark, settings, stream), plan, date_dt=True)
     restarts = 0
     try:
         while True:

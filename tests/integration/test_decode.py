@@ -44,9 +44,8 @@ def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_thei
     assert out[len(values) - 2]["schema_id"] == 7_000_000  # an unknown id that fits is kept for the operator
 
 
-def test_a_schema_with_an_array_keeps_the_to_avro_size_check_and_survives_corrupt_records(lake_spark, tmp_path) -> None:  # noqa: ANN001
-    """Arrays are outside kafkalake.avro_size: the TRAILING_BYTES check re-encodes with to_avro,
-    which must never see a failed (all-null) record."""
+def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> None:  # noqa: ANN001
+    """Arrays have no fixed shape in bytes: the checks must still find each bad body."""
     import json
 
     from kafkalake.producer import FramedEncoder
@@ -102,6 +101,77 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
     assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
 
 
+def _crafted_rows(spark, values: list[bytes]):  # noqa: ANN202
+    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    return spark.createDataFrame(
+        [(b"k", bytearray(v), "t", 0, i, stamp) for i, v in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+
+
+def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(lake_spark, tmp_path) -> None:  # noqa: ANN001
+    """PERMISSIVE mode gives a failed decode as a record of nulls, which a record whose fields
+    are all nullable can really be: the decode's own success field must tell them apart."""
+    import json
+
+    from kafkalake.producer import FramedEncoder
+
+    schema = {"type": "record", "name": "Maybe", "fields": [{"name": "a", "type": ["null", "string"], "default": None}]}
+    registry = Registry(tmp_path / "schemas")
+    registry.register("maybe", json.dumps(schema))
+    encoder = FramedEncoder.for_version(registry.latest("maybe"))
+    null_record, text_record = encoder.encode({"a": None}), encoder.encode({"a": "hi"})
+    values = [
+        (null_record, None),  # a real record of nulls: one byte, union branch 0
+        (text_record, None),
+        (null_record[:5] + b"\x08", "CORRUPT"),  # union branch 4 of 2
+        (null_record[:5] + b"\x02\x08h", "TRUNCATED"),  # "hi" cut after its first byte
+        (null_record + b"\x00", "TRAILING_BYTES"),
+    ]
+    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "maybe")).collect()}
+    assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
+    assert [out[i]["a"] for i in range(2)] == [None, "hi"] and out[0]["zone"] == "landing"
+
+
+def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_marker(lake_spark) -> None:  # noqa: ANN001
+    """The decode appends the plan's end marker and expects it back: trailing bytes that are a
+    prefix of the marker must not pass for it (the marker never repeats itself at a shift)."""
+    from kafkalake.ingest import END_MARKER_SIZE, new_end_marker
+
+    registry = Registry(get_settings().schemas_dir)
+    plan = decode_plan(registry, "fridge")
+    marker = plan.end_marker
+    assert len(marker) == END_MARKER_SIZE and new_end_marker() != marker
+    assert all(marker[k:] != marker[:END_MARKER_SIZE - k] for k in range(1, END_MARKER_SIZE))
+    good = [m[1] for m in fleet_from_registry(registry, devices=4, v1_fraction=0.5, seed=9).messages(4)]
+    trailing = [marker[:k] for k in range(1, END_MARKER_SIZE)] + [bytes([b]) * n for b in (0, 1, 255) for n in (1, 2, 17, 40)]
+    values = good + [g + t for g in good[:2] for t in trailing]
+    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, values), plan).collect()}
+    assert [out[i]["reason"] for i in range(len(good))] == [None] * len(good)
+    assert {out[i]["reason"] for i in range(len(good), len(values))} == {"TRAILING_BYTES"}
+    assert len(out) == len(values)
+
+
+def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark, tmp_path) -> None:  # noqa: ANN001
+    """The stream job writes ``dt`` as a DATE (no string formatted per row): the sink's folders
+    must be the very ones the string ``dt`` names, a null timestamp's included."""
+    from pyspark.sql import functions as F
+
+    from kafkalake.ingest import NULL_PARTITION, hour_columns
+
+    stamps = [0, -1, 1_764_470_000_123_456, 86_400_000_000 * 20_000]
+    frame = lake_spark.createDataFrame([(m,) for m in stamps], "m long").select(F.timestamp_micros("m").alias("timestamp"))
+    frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
+    folders = {}
+    for kind in ("string", "date"):
+        out = frame.select("timestamp", *hour_columns("timestamp", date=kind == "date"))
+        assert dict(out.dtypes)["dt"] == kind
+        out.write.partitionBy("dt", "hour").parquet(str(tmp_path / kind))
+        folders[kind] = sorted(str(p.relative_to(tmp_path / kind)) for p in (tmp_path / kind).glob("dt=*/hour=*"))
+    assert folders["date"] == folders["string"] and len(folders["date"]) == len(stamps) + 1
+    assert f"dt={NULL_PARTITION}/hour={NULL_PARTITION}" in folders["date"]
+    assert {"dt=1969-12-31/hour=23", "dt=2024-10-04/hour=0", "dt=2025-11-30/hour=2"} < set(folders["date"])
+
+
 EVOLUTIONS = {
     # v2 adds a required field with a default: every writer's fields are reader fields of the
     # same type -> one reader-shaped decode; `count` is required only in v2's rows
@@ -133,7 +203,6 @@ def test_both_body_check_paths_give_every_writer_version_its_rows_and_reasons(la
         registry.register("things", json.dumps({"type": "record", "name": "Thing", "fields": fields}))
     v1, v2 = (registry.get("things", n) for n in (1, 2))
     plan = decode_plan(registry, "things")
-    assert [w.direct for w in plan.writers if w.version.version == 1] == [evolution == "added_required_field"]
 
     values: list[tuple[bytes, str | None, int]] = []
     for version, extra in ((v1, {}), (v2, {"count": 3} if evolution == "added_required_field" else {"note": "hi"})):
