@@ -215,16 +215,16 @@ def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], ke
     The body is decoded with the plan's end marker appended, the writer schema and the reader
     schema each extended by a trailing ``fixed`` field of the marker's size. The record is good
     exactly when that field comes back as the marker: the decode then consumed the body to its
-    last byte and not one byte further. A body with bytes left over puts them into the field
-    (TRAILING_BYTES); a body too short for its record eats into the marker, and the field runs
-    past the end (a failed decode, all null). So no size arithmetic, no re-encoding, no
-    per-version required fields: any writer the reader resolves, promotions included.
+    last byte and not one byte further. A body with bytes left over puts them into the field,
+    which then holds other bytes (TRAILING_BYTES); a body too short for its record eats into the
+    marker, and the field runs past the end (a failed decode: the field is null, as is every
+    other). So no size arithmetic, no re-encoding, no per-version required fields: any writer
+    the reader resolves, promotions included, and a record of nullable fields is never taken
+    for a failed decode.
 
-    Only rows that are not good are decoded again, to tell why: TRAILING_BYTES when the bare
-    body decodes; TRUNCATED when the body padded with zero bytes decodes (the bytes are a prefix
-    of a valid record); else CORRUPT. Those decodes extend the writer by a zero-byte ``fixed``
-    field, non-null exactly when the decode succeeded, so even a record with only nullable
-    fields tells a failed decode from a real one.
+    Only a failed decode is decoded again, to tell why: TRUNCATED when the body padded with zero
+    bytes decodes (the bytes are a prefix of a valid record), else CORRUPT. That decode extends
+    the writer by a zero-byte ``fixed`` field, non-null exactly when the decode succeeded.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
@@ -254,13 +254,14 @@ def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], ke
         return by_writer(lambda w: from_avro(data, _with_fixed_field(w.version.schema_json, OK_FIELD, 0),
                                              {"mode": "PERMISSIVE"})[OK_FIELD].isNotNull())
 
+    end = F.col("_record")[END_FIELD]
+
     staged = staged.select(*keep, F.when(routed, by_writer(marked)).alias("_record"))
-    good = F.col("_record")[END_FIELD] == F.lit(bytearray(marker))
-    staged = staged.select(*keep, "_record", (routed & F.coalesce(good, F.lit(False))).alias("_good"))
+    staged = staged.select(*keep, "_record", (routed & F.coalesce(end == F.lit(bytearray(marker)), F.lit(False))).alias("_good"))
     # CASE branches run only when reached: good rows never get past the first one
     body_reason = (
         F.when(F.col("_good") | ~routed, F.lit(None).cast("string"))
-        .when(decodes(body), F.lit("TRAILING_BYTES"))
+        .when(end.isNotNull(), F.lit("TRAILING_BYTES"))
         .when(decodes(F.concat(body, F.lit(bytearray(_PADDING)))), F.lit("TRUNCATED"))
         .otherwise(F.lit("CORRUPT"))
     )
