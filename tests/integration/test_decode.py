@@ -173,13 +173,12 @@ def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark
 
 
 EVOLUTIONS = {
-    # v2 adds a required field with a default: every writer's fields are reader fields of the
-    # same type -> one reader-shaped decode; `count` is required only in v2's rows
+    # v2 adds a required field with a default: v1 rows get it from the reader
     "added_required_field": (
         [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
         [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}, {"name": "count", "type": "int", "default": 7}],
     ),
-    # v2 promotes int -> long: v1's encoded size needs v1's own decode -> the per-writer path
+    # v2 promotes int -> long: v1's bytes are shorter than v2's for the same values
     "promoted_int_to_long": (
         [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
         [{"name": "name", "type": "string"}, {"name": "n", "type": "long"}, {"name": "note", "type": ["null", "string"], "default": None}],
@@ -188,11 +187,10 @@ EVOLUTIONS = {
 
 
 @pytest.mark.parametrize("evolution", sorted(EVOLUTIONS))
-def test_both_body_check_paths_give_every_writer_version_its_rows_and_reasons(lake_spark, tmp_path, evolution) -> None:  # noqa: ANN001
-    """decode takes one reader-shaped decode per row when every writer's fields are reader
-    fields of the same type, and a writer-shaped decode per version otherwise: both must land
-    good rows of each version (v1 rows with the reader's defaults) and find TRAILING_BYTES,
-    TRUNCATED and CORRUPT bodies of each version."""
+def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spark, tmp_path, evolution) -> None:  # noqa: ANN001
+    """The end-marker decode resolves every writer into the reader's shape: it must land good
+    rows of each version (v1 rows with the reader's defaults, promoted values widened) and find
+    TRAILING_BYTES, TRUNCATED and CORRUPT bodies of each version."""
     import json
 
     from kafkalake.producer import FramedEncoder
