@@ -16,6 +16,14 @@ from kafkalake.registry import Registry
 pytestmark = pytest.mark.integration
 
 
+def _crafted_rows(spark, values: list[bytes | None]):  # noqa: ANN202
+    """Kafka source rows with these values, offsets 0, 1, ... (one topic, partition and timestamp)."""
+    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    return spark.createDataFrame(
+        [(b"k", None if v is None else bytearray(v), "t", 0, i, stamp) for i, v in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+
+
 def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_their_reason(lake_spark) -> None:  # noqa: ANN001
     registry = Registry(get_settings().schemas_dir)
     fleet = fleet_from_registry(registry, devices=10, v1_fraction=0.5, seed=4)
@@ -25,10 +33,7 @@ def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_thei
     # ids a Confluent header can carry but no registry has: 2^31 and 2^32 - 1 overflow an int
     values += [(b"\x00" + struct.pack(">I", big) + body, "UNKNOWN_SCHEMA_ID") for big in (2**31, 2**32 - 1, 7_000_000)]
     values += [(None, "EMPTY")]
-    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
-    rows = [(b"k", None if v is None else bytearray(v), "t", 0, i, stamp) for i, (v, _r) in enumerate(values)]
-    raw = lake_spark.createDataFrame(
-        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+    raw = _crafted_rows(lake_spark, [v for v, _r in values])
     out = {r["offset"]: r for r in decode(raw, decode_plan(registry, "fridge")).collect()}
 
     assert len(out) == len(values)  # nothing dropped
@@ -62,11 +67,7 @@ def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> 
         (good[3][:5] + b"\xff\xff\xff\xff\x0f" + good[3][6:], "CORRUPT"),  # sensor's length: a huge negative
         (good[3][:7], "TRUNCATED"),
     ]
-    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
-    raw = lake_spark.createDataFrame(
-        [(b"k", bytearray(v), "t", 0, i, stamp) for i, (v, _r) in enumerate(values)],
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
-    out = {r["offset"]: r for r in decode(raw, decode_plan(registry, "readings")).collect()}
+    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "readings")).collect()}
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
     assert [len(out[i]["values"]) for i in range(len(good))] == [i % 4 for i in range(20)]
 
@@ -99,13 +100,6 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
         else:
             assert (r["dt"], r["hour"]) == (r["dt_ref"], r["hour_ref"]), r["timestamp"]
     assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
-
-
-def _crafted_rows(spark, values: list[bytes]):  # noqa: ANN202
-    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
-    return spark.createDataFrame(
-        [(b"k", bytearray(v), "t", 0, i, stamp) for i, v in enumerate(values)],
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
 
 
 def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(lake_spark, tmp_path) -> None:  # noqa: ANN001
@@ -212,11 +206,7 @@ def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spa
             (good[2][:-1], "TRUNCATED", version.version),  # its last byte cut off
             (good[2][:5] + b"\x03" + good[2][6:], "CORRUPT", version.version),  # name's length: -2
         ]
-    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
-    raw = lake_spark.createDataFrame(
-        [(b"k", bytearray(v), "t", 0, i, stamp) for i, (v, _r, _n) in enumerate(values)],
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
-    out = {r["offset"]: r for r in decode(raw, plan).collect()}
+    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, [v for v, _r, _n in values]), plan).collect()}
 
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason, _n in values]
     landed = [(out[i], number) for i, (_v, reason, number) in enumerate(values) if reason is None]
