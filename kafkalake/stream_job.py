@@ -29,7 +29,7 @@ from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
 from kafkalake.ingest import PARTITION_COLUMNS, decode, decode_plan, decode_plan_summary
 from kafkalake.spark import kafka_reader
-from kafkalake.stream_status import FAILED, STOPPED, StatusWriter, make_listener, progress_summary, write_json_atomic
+from kafkalake.stream_status import FAILED, STOPPED, StatusWriter, add_status_listener, progress_summary, write_json_atomic
 from kafkalake.streams import StreamConfig, StreamPaths, stream_paths
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def run_stream(
 
         on_batch = record_batch_gaps
 
-    spark.streams.addListener(make_listener(status, on_batch=on_batch))
+    add_status_listener(spark, status, on_batch=on_batch)
     reader_doc = json.loads(plan.reader.schema_json)
     record_name = reader_doc["name"].rsplit(".", 1)[-1]
     namespace = reader_doc.get("namespace") or (reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else "")

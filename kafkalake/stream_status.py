@@ -55,33 +55,30 @@ def _offsets(text: Any) -> dict[str, int]:
     return {f"{topic}-{part}": int(off) for topic, parts in doc.items() for part, off in parts.items()}
 
 
-def progress_summary(progress: Any) -> dict[str, Any]:
+def progress_summary(progress: dict[str, Any]) -> dict[str, Any]:
     """The fields operators and the health sensor need from a StreamingQueryProgress.
 
-    Takes the listener's progress object or ``query.lastProgress`` (a dict of the same JSON).
+    Takes the progress as its JSON document (the listener's ``progress().json()``, or
+    ``query.lastProgress``). Spark leaves out a rate that is not a number (no rows, no time).
     """
-    if isinstance(progress, dict):
-        from types import SimpleNamespace
-
-        sources = [SimpleNamespace(**src) for src in progress.get("sources", [])]
-        progress = SimpleNamespace(**{**progress, "sources": sources})
-        progress.batchDuration = progress.durationMs.get("triggerExecution", 0) if hasattr(progress, "durationMs") else 0
     behind: dict[str, int] = {}
     ranges: dict[str, list[int]] = {}
-    for source in progress.sources:
-        start, end, latest = _offsets(source.startOffset), _offsets(source.endOffset), _offsets(source.latestOffset)
+    for source in progress.get("sources", []):
+        start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))
+        latest = _offsets(source.get("latestOffset"))
         for tp, end_offset in end.items():
             behind[tp] = max(0, latest.get(tp, end_offset) - end_offset)
             ranges[tp] = [start.get(tp, end_offset), end_offset]
+    duration = progress.get("batchDuration", progress.get("durationMs", {}).get("triggerExecution", 0))
     return {
-        "batch_id": progress.batchId,
-        "input_rows": progress.numInputRows,
-        "rows_per_second": round(progress.processedRowsPerSecond or 0.0, 1),
-        "batch_duration_ms": progress.batchDuration,
+        "batch_id": progress["batchId"],
+        "input_rows": progress.get("numInputRows", 0),
+        "rows_per_second": round(progress.get("processedRowsPerSecond") or 0.0, 1),
+        "batch_duration_ms": duration,
         "offsets_behind_latest": behind,
         "lag": sum(behind.values()),
         "offset_ranges": ranges,
-        "progress_time": progress.timestamp,
+        "progress_time": progress.get("timestamp"),
     }
 
 
@@ -133,22 +130,30 @@ class StatusWriter:
         self.flush()
 
 
-def make_listener(
+def add_status_listener(
+    spark: Any,
     writer: StatusWriter,
     *,
     on_batch: Callable[[str, dict[str, Any]], None] | None = None,
-) -> Any:
-    """A pyspark StreamingQueryListener feeding ``writer`` (built lazily: imports pyspark)."""
-    from pyspark.sql.streaming import StreamingQueryListener
+) -> None:
+    """Register a Python StreamingQueryListener that feeds ``writer``.
 
-    class _Listener(StreamingQueryListener):
-        def onQueryStarted(self, event: Any) -> None:  # noqa: N802 (pyspark API)
-            writer.query(event.name or str(event.id))["run_id"] = str(event.runId)
+    It implements Spark's ``PythonStreamingQueryListener`` interface over Py4J itself, as
+    pyspark's ``StreamingQueryListener`` does, but takes each progress as ONE JSON string
+    (``progress().json()``): pyspark converts a progress field by field, dozens of Py4J round
+    trips per micro-batch on the cores the next batch's tasks run on.
+    """
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    class _Events:
+        def onQueryStarted(self, jevent: Any) -> None:  # noqa: N802 (the Java interface)
+            name = jevent.name()
+            writer.query(name or jevent.id().toString())["run_id"] = jevent.runId().toString()
             writer.set_state(RUNNING)
 
-        def onQueryProgress(self, event: Any) -> None:  # noqa: N802
-            progress = event.progress
-            name = progress.name or str(progress.id)
+        def onQueryProgress(self, jevent: Any) -> None:  # noqa: N802
+            progress = json.loads(jevent.progress().json())
+            name = progress.get("name") or progress["id"]
             summary = progress_summary(progress)
             if summary["input_rows"]:
                 writer.query(name).pop("idle_since", None)
@@ -156,11 +161,18 @@ def make_listener(
             if on_batch is not None:
                 on_batch(name, summary)
 
-        def onQueryIdle(self, event: Any) -> None:  # noqa: N802
-            writer.on_idle(getattr(event, "name", None) or str(event.id))
+        def onQueryIdle(self, jevent: Any) -> None:  # noqa: N802
+            writer.on_idle(jevent.id().toString())
 
-        def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
-            if event.exception:
-                writer.set_state(FAILED, error=str(event.exception).splitlines()[0][:2000])
+        def onQueryTerminated(self, jevent: Any) -> None:  # noqa: N802
+            error = jevent.exception()
+            if error.isDefined():
+                writer.set_state(FAILED, error=str(error.get()).splitlines()[0][:2000])
 
-    return _Listener()
+        class Java:
+            implements = ["org.apache.spark.sql.streaming.PythonStreamingQueryListener"]
+
+    gateway = spark.sparkContext._gateway
+    ensure_callback_server_started(gateway)
+    listener = gateway.jvm.org.apache.spark.sql.streaming.PythonStreamingQueryListenerWrapper(_Events())
+    spark._jsparkSession.streams().addListener(listener)
