@@ -8,13 +8,17 @@ the project's producer; then each job runs ``--available-now`` on the platform's
   streams.yaml, no ``max_offsets_per_trigger`` = records/5 for both jobs): routes every record to the ``from_avro`` of
   its writer version, checks it, quarantines what fails, lands zone/dt/hour partitions.
 * seed: spark_jobs/seed_ingest.py: one ``from_avro`` with the subject's latest schema for every
-  record (no routing, no checks, no partitioning). It decodes the v1 records wrongly (as
-  all-null rows), so it is the cost floor, not an alternative. It runs twice per round:
-  - ``seed``: as the notebook writes it, Spark's Kafka reader with Kafka's defaults;
+  record (no routing, no checks, no Kafka coordinates). It decodes the v1 records wrongly (as
+  all-null rows), so it is the cost floor, not an alternative. It runs three times per round:
+  - ``seed``: as the notebook writes it: Kafka's consumer defaults, one unpartitioned folder;
   - ``seed_same_reader``: with kafkalake's Kafka read options
-    (:data:`kafkalake.spark.KAFKA_READ_OPTIONS`). Those options spare the reader most broker
-    round trips, and they speed the seed job more than ours, so THIS is the floor the goal is
-    judged against: the same reader, only the decode and the table differ.
+    (:data:`kafkalake.spark.KAFKA_READ_OPTIONS`), which spare the reader most broker round
+    trips and speed the seed job more than ours; still one unpartitioned folder;
+  - ``seed_same_sink``: the same reader AND the same sink as ours: the file sink partitioned
+    zone/dt/hour of the Kafka timestamp, with the landing sink's writer settings
+    (``--landing-layout``). The issue asks for "the same topic, same sink", so THIS is the floor
+    the goal is judged against: only the decode and the table's columns differ. (Until
+    2026-11-30 the goal was judged against ``seed_same_reader``; both ratios are reported.)
 
 Two clocks per run (the job order reverses every round so load drift is shared):
 
@@ -25,8 +29,8 @@ Two clocks per run (the job order reverses every round so load drift is shared):
   both jobs, so the wall ratio is fair too, but start-up pulls it towards 1.
 
 Both clocks: median over the rounds. Goal (issue 4): kafkalake's steady rate >= 0.8x the
-``seed_same_reader`` job's, and every record decoded correctly (landing rows == records produced,
-per version). The ratio to the ``seed`` job as written is reported beside it.
+``seed_same_sink`` job's, and every record decoded correctly (landing rows == records produced,
+per version). The ratios to the other two seed jobs are reported beside it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from kafkalake.config import Settings, get_settings
 from kafkalake.producer import fleet_from_registry, produce_parallel
 from kafkalake.registry import Registry
 from kafkalake.spark import KAFKA_READ_OPTIONS
-from kafkalake.spark_submit import job_env, spark_submit_argv, stream_conf
+from kafkalake.spark_submit import LANDING_SINK_CONF, job_env, spark_submit_argv, stream_conf
 from kafkalake.streams import StreamConfig, get_stream, stream_paths
 from kafkalake.topics import create_topic
 
@@ -63,7 +67,13 @@ RUN_TIMEOUT = 1800.0
 #: micro-batches per job: the verdict uses batches 2..N (steady state), both jobs alike
 BATCHES = 5
 #: the baseline the goal is judged against (see the module docstring)
-BASELINE = "seed_same_reader"
+BASELINE = "seed_same_sink"
+#: the seed jobs: Kafka read options, landing layout (partitioned like ours)
+SEED_JOBS: dict[str, tuple[Mapping[str, str], bool]] = {
+    "seed": ({}, False),
+    "seed_same_reader": (KAFKA_READ_OPTIONS, False),
+    "seed_same_sink": (KAFKA_READ_OPTIONS, True),
+}
 
 
 # --------------------------------------------------------------------------- Spark processes
@@ -265,12 +275,15 @@ def _run_kafkalake(settings: Settings, topic: str, round_no: int, max_offsets: i
 
 
 def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, max_offsets: int, *, name: str,
-              options: Mapping[str, str]) -> dict[str, Any]:
+              options: Mapping[str, str], landing_layout: bool = False) -> dict[str, Any]:
     out = settings.lake_root / name / f"r{round_no}"
     checkpoint = settings.state_dir / "checkpoints" / name / f"r{round_no}"
     args = ["--topic", topic, "--schema-file", str(schema_file), "--path", str(out), "--checkpoint", str(checkpoint),
             "--max-offsets-per-trigger", str(max_offsets), *[f"--kafka-option={k}={v}" for k, v in options.items()]]
-    job = SparkProcess(settings, "seed_ingest", args, conf=None, log_path=settings.state_dir / "logs" / f"{name}_r{round_no}.log")
+    if landing_layout:
+        args.append("--landing-layout")
+    job = SparkProcess(settings, "seed_ingest", args, conf=LANDING_SINK_CONF if landing_layout else None,
+                       log_path=settings.state_dir / "logs" / f"{name}_r{round_no}.log")
     try:
         wall = job.wait(timeout=RUN_TIMEOUT, label=f"{name:16} round {round_no}", tick=checkpoint_tick(checkpoint))
         progress = next((json.loads(line.split(" ", 1)[1]) for line in job.output().splitlines()
@@ -337,8 +350,7 @@ def main(*, records: int | None = None) -> int:
     workers = min(4, os.cpu_count() or 1)
     print(f"ingest benchmark: {count:,} fridge records ({V1_FRACTION:.0%} of {DEVICES} devices on v1), "
           f"{ROUNDS} rounds, seed job vs kafkalake stream, --available-now, parquet", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {"seed": [], BASELINE: [], "kafkalake": []}
-    seed_options = {"seed": {}, BASELINE: KAFKA_READ_OPTIONS}
+    runs: dict[str, list[dict[str, Any]]] = {**{name: [] for name in SEED_JOBS}, "kafkalake": []}
     checks: list[dict[str, Any]] = []
     seed_checks: list[dict[str, Any]] = []
     with terminate_as_exit(), bench_kafka() as settings:
@@ -367,8 +379,9 @@ def main(*, records: int | None = None) -> int:
                     checks.append(check)
                     result["check_ok"] = check["ok"]
                 else:
+                    options, landing_layout = SEED_JOBS[name]
                     result = _run_seed(settings, topic, round_no, schema_file, max_offsets, name=name,
-                                       options=seed_options[name])
+                                       options=options, landing_layout=landing_layout)
                     seed_check = check_seed_landing(result.pop("landing"))
                     seed_checks.append(seed_check)
                     result["rows_written"] = seed_check["rows"]
@@ -391,7 +404,7 @@ def main(*, records: int | None = None) -> int:
 
     def ratios(rates: Mapping[str, float]) -> dict[str, float]:
         """kafkalake's rate over each seed job's."""
-        return {base: round(rates["kafkalake"] / rates[base], 3) if rates[base] else float("nan") for base in seed_options}
+        return {base: round(rates["kafkalake"] / rates[base], 3) if rates[base] else float("nan") for base in SEED_JOBS}
 
     processing = {n: _median([r["processing_seconds"] for r in rs]) for n, rs in runs.items()}
     wall = {n: _median([r["wall_seconds"] for r in rs]) for n, rs in runs.items()}
@@ -407,7 +420,8 @@ def main(*, records: int | None = None) -> int:
         "method": "median over rounds; processing = sum over batches of checkpoint commits/N mtime - offsets/N mtime "
                   "(decode + parquet write + commit, no JVM start-up); wall = the spark-submit process "
                   "(same start-up cost in every job); ratios = kafkalake / each seed job",
-        "kafka_read_options": {"kafkalake": KAFKA_READ_OPTIONS, **seed_options},
+        "kafka_read_options": {"kafkalake": KAFKA_READ_OPTIONS, **{n: dict(o) for n, (o, _) in SEED_JOBS.items()}},
+        "landing_layout": {"kafkalake": True, **{n: layout for n, (_, layout) in SEED_JOBS.items()}},
         "rounds": runs,
         "median_processing_seconds": processing,
         "median_wall_seconds": wall,
@@ -429,7 +443,7 @@ def main(*, records: int | None = None) -> int:
                                    (f"all batches (processing time, median of {ROUNDS})", rate, ratio),
                                    ("wall incl. JVM start-up", wall_rate, wall_ratio)):
         print(f"{label}: kafkalake {rates['kafkalake']:,.0f} rec/s | "
-              + " | ".join(f"{base} {rates[base]:,.0f} rec/s ({ratio_of[base]:.2f}x)" for base in seed_options), flush=True)
+              + " | ".join(f"{base} {rates[base]:,.0f} rec/s ({ratio_of[base]:.2f}x)" for base in SEED_JOBS), flush=True)
     print(
         f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the "
         f"{BASELINE} job's steady-state rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",

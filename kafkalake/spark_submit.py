@@ -48,6 +48,14 @@ def job_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict
     return conf
 
 
+#: Spark settings of a job writing the landing sink (partitioned zone/dt/hour).
+LANDING_SINK_CONF: dict[str, str] = {
+    # A micro-batch touches one or two zone/dt/hour partitions: keep their writers open
+    # side by side instead of sorting every batch by the partition columns first.
+    "spark.sql.maxConcurrentOutputFileWriters": "8",
+}
+
+
 def stream_conf(stream: StreamConfig) -> dict[str, str]:
     """Spark settings of a stream's driver."""
     trigger_ms = str(max(1000, int(stream.trigger_seconds * 1000)))
@@ -55,9 +63,7 @@ def stream_conf(stream: StreamConfig) -> dict[str, str]:
         # idle heartbeats as often as triggers: the health sensor tells "idle" from "stuck"
         "spark.sql.streaming.noDataProgressEventInterval": trigger_ms,
         "spark.sql.streaming.minBatchesToRetain": "100",
-        # A micro-batch touches one or two zone/dt/hour partitions: keep their writers open
-        # side by side instead of sorting every batch by the partition columns first.
-        "spark.sql.maxConcurrentOutputFileWriters": "8",
+        **LANDING_SINK_CONF,
     }
 
 

@@ -1,9 +1,12 @@
 """spark-submit entry point: the seed notebook's way of landing Kafka Avro records (benchmark baseline).
 
     seed_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT [--kafka-option K=V ...]
+                   [--landing-layout]
 
 One ``from_avro`` with ONE schema for every record (no routing by schema id, no quarantine,
-no Kafka coordinates, no partitioning) -> Parquet file sink, trigger availableNow. It decodes
+no Kafka coordinates) -> Parquet file sink, trigger availableNow. Unpartitioned, as the
+notebook writes it; ``--landing-layout`` partitions it like kafkalake's landing sink
+(zone/dt/hour of the Kafka timestamp), so only the decode and the table's columns differ. It decodes
 records of any other writer version wrongly (PERMISSIVE: as all-null rows; with from_avro's
 default mode, FAILFAST, such a record fails the query), so it is only a cost floor
 for ``benchmarks/ingest_bench.py``, never a way to ingest.
@@ -33,6 +36,18 @@ def seed_transform(raw: DataFrame, schema_json: str) -> DataFrame:
     return decoded.select("json_col.*")
 
 
+def seed_landing(raw: DataFrame, schema_json: str) -> DataFrame:
+    """:func:`seed_transform` plus the landing sink's partition columns (``zone``, ``dt``, ``hour``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    from kafkalake.ingest import LANDING, hour_columns
+
+    decoded = raw.select(from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col"),
+                         "timestamp")
+    return decoded.select("json_col.*", F.lit(LANDING).alias("zone"), *hour_columns("timestamp", date=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topic", required=True, help="Kafka topic to read from the earliest offset")
@@ -42,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="records per micro-batch")
     parser.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
                         help="a Kafka source option (e.g. kafka.max.poll.records=20000); repeatable")
+    parser.add_argument("--landing-layout", action="store_true",
+                        help="partition by zone/dt/hour like kafkalake's landing sink (default: unpartitioned)")
     args = parser.parse_args(argv)
     malformed = [option for option in args.kafka_option if "=" not in option]
     if malformed:
@@ -63,9 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_offsets_per_trigger:
         raw = raw.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
     raw = raw.load()
+    schema_json = args.schema_file.read_text()
+    if args.landing_layout:
+        from kafkalake.ingest import PARTITION_COLUMNS
+
+        writer = seed_landing(raw, schema_json).writeStream.partitionBy(*PARTITION_COLUMNS)
+    else:
+        writer = seed_transform(raw, schema_json).writeStream
     query = (
-        seed_transform(raw, args.schema_file.read_text())
-        .writeStream.format("parquet")
+        writer.format("parquet")
         .outputMode("append")
         .option("path", args.path)
         .option("checkpointLocation", args.checkpoint)
