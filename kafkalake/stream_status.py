@@ -146,14 +146,18 @@ def add_status_listener(
     from pyspark.java_gateway import ensure_callback_server_started
 
     class _Events:
+        def __init__(self) -> None:
+            self.names: dict[str, str] = {}  # query id -> name: an idle event carries only the id
+
         def onQueryStarted(self, jevent: Any) -> None:  # noqa: N802 (the Java interface)
-            name = jevent.name()
-            writer.query(name or jevent.id().toString())["run_id"] = jevent.runId().toString()
+            query_id = jevent.id().toString()
+            name = self.names[query_id] = jevent.name() or query_id
+            writer.query(name)["run_id"] = jevent.runId().toString()
             writer.set_state(RUNNING)
 
         def onQueryProgress(self, jevent: Any) -> None:  # noqa: N802
             progress = json.loads(jevent.progress().json())
-            name = progress.get("name") or progress["id"]
+            name = self.names.setdefault(progress["id"], progress.get("name") or progress["id"])
             summary = progress_summary(progress)
             if summary["input_rows"]:
                 writer.query(name).pop("idle_since", None)
@@ -162,7 +166,8 @@ def add_status_listener(
                 on_batch(name, summary)
 
         def onQueryIdle(self, jevent: Any) -> None:  # noqa: N802
-            writer.on_idle(jevent.id().toString())
+            query_id = jevent.id().toString()
+            writer.on_idle(self.names.get(query_id, query_id))
 
         def onQueryTerminated(self, jevent: Any) -> None:  # noqa: N802
             error = jevent.exception()

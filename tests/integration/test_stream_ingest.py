@@ -182,6 +182,12 @@ def test_a_second_driver_on_the_same_checkpoint_is_refused(kafka: Settings, tmp_
         assert second.returncode == 5
         assert "stream 'busy' is already running" in second.stdout + second.stderr
         assert first.poll() is None  # the first driver is untouched
+        # the empty topic keeps it idle: reported under the query's name, though Spark's idle
+        # event carries only the query's id
+        while "idle_since" not in (read_status(paths.status_file) or {}).get("queries", {}).get("busy_parquet", {}):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.3)
+        assert list(read_status(paths.status_file)["queries"]) == ["busy_parquet"]
         # graceful stop at a batch boundary
         assert run_cli(settings, "stream", "stop", "busy").returncode == 0
         assert first.wait(timeout=120) == 0
