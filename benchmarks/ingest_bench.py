@@ -28,6 +28,10 @@ Two clocks per run (the job order reverses every round so load drift is shared):
 * wall: the whole spark-submit process. The JVM/Python start-up inside it is the same for
   both jobs, so the wall ratio is fair too, but start-up pulls it towards 1.
 
+Beside the clocks, the CPU each run's JVM threads used (:class:`ThreadCpu`): the task threads
+(decode + write, all batches) and the JIT compiler threads. Steadier than wall time here, and
+the JIT's share is what a fresh JVM pays for more code.
+
 Both clocks: median over the rounds. Goal (issue 4): kafkalake's steady rate >= 0.8x the
 ``seed_same_sink`` job's, and every record decoded correctly (landing rows == records produced,
 per version). The ratios to the other two seed jobs are reported beside it.
@@ -79,6 +83,54 @@ SEED_JOBS: dict[str, tuple[Mapping[str, str], bool]] = {
 # --------------------------------------------------------------------------- Spark processes
 
 
+def _thread_kind(name: str) -> str:
+    """A JVM thread's kind from its (15-character) Linux name."""
+    if name.startswith("Executor task"):
+        return "task"
+    if name.startswith(("C1 Compiler", "C2 Compiler")):
+        return "jit"
+    if "GC" in name:
+        return "gc"
+    return "other"
+
+
+class ThreadCpu:
+    """CPU seconds (user + system) of a process's threads by kind, read from ``/proc``.
+
+    Wall-clock rates swing by up to 20 % from one run to the next on these machines; the CPU
+    the task threads burn per record is steadier, and the JIT's share shows what a fresh JVM
+    pays. Sampled while the process runs; a thread that ended keeps its last reading, so the
+    figures are short by at most one sampling interval of a thread that was busy when it ended
+    (task threads are idle by the time the query stops). Linux only: empty elsewhere.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.threads: dict[str, tuple[str, int]] = {}
+
+    def sample(self) -> None:
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as stat:
+                    text = stat.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            name = text[text.index("(") + 1:text.rindex(")")]
+            fields = text[text.rindex(")") + 2:].split()
+            self.threads[tid] = (name, int(fields[11]) + int(fields[12]))  # utime + stime
+
+    def by_kind(self) -> dict[str, float]:
+        kinds: dict[str, float] = {"task": 0.0, "jit": 0.0, "gc": 0.0, "other": 0.0}
+        for name, ticks in self.threads.values():
+            kinds[_thread_kind(name)] += ticks / self.tick
+        return {kind: round(seconds, 2) for kind, seconds in kinds.items()}
+
+
 class SparkProcess:
     """One spark-submit in its own process group: the JVM, the Python driver and any workers.
 
@@ -95,6 +147,7 @@ class SparkProcess:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(argv, env=job_env(settings), stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        self.cpu = ThreadCpu(self.proc.pid)  # spark-submit execs the JVM: same pid
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -109,6 +162,7 @@ class SparkProcess:
             if now >= next_tick:
                 next_tick += every
                 print(f"    {label}: {now - self.started:5.0f}s {tick() if tick else ''}", flush=True)
+            self.cpu.sample()
             time.sleep(0.2)
         seconds = time.perf_counter() - self.started
         if self.proc.returncode != 0:
@@ -270,7 +324,7 @@ def _run_kafkalake(settings: Settings, topic: str, round_no: int, max_offsets: i
     status = json.loads(paths.status_file.read_text())
     last = next(iter(status["queries"].values()), {})
     return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": paths.landing["parquet"],
-            "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
+            "cpu_seconds": job.cpu.by_kind(), "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
                 k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms")}}}
 
 
@@ -291,7 +345,7 @@ def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, 
     finally:
         job.stop()
     return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": out,
-            "spark_progress": progress}
+            "cpu_seconds": job.cpu.by_kind(), "spark_progress": progress}
 
 
 # --------------------------------------------------------------------------- checks
@@ -398,7 +452,8 @@ def main(*, records: int | None = None) -> int:
                 print(f"  round {round_no} {name:16} steady {result['steady_rate'] or 0:>9,.0f} rec/s | "
                       f"processing {processing:6.1f}s = {result['processing_rate'] or 0:>9,.0f} rec/s"
                       f" ({len(result['batches'])} batch(es)) | wall {result['wall_seconds']:6.1f}s = "
-                      f"{result['wall_rate']:>9,.0f} rec/s | {extra}", flush=True)
+                      f"{result['wall_rate']:>9,.0f} rec/s | CPU task {result['cpu_seconds']['task']:5.2f}s "
+                      f"JIT {result['cpu_seconds']['jit']:5.2f}s | {extra}", flush=True)
 
     steady = {n: _median([r["steady_rate"] or 0.0 for r in rs]) for n, rs in runs.items()}
 
@@ -411,6 +466,11 @@ def main(*, records: int | None = None) -> int:
     rate = {n: round(count / s, 1) for n, s in processing.items()}
     wall_rate = {n: round(count / s, 1) for n, s in wall.items()}
     steady_ratio, ratio, wall_ratio = ratios(steady), ratios(rate), ratios(wall_rate)
+    # CPU per run, whole run (all batches): the baseline's seconds over ours reads like a rate ratio
+    cpu = {n: {kind: _median([r["cpu_seconds"][kind] for r in rs]) for kind in ("task", "jit", "gc", "other")}
+           for n, rs in runs.items()}
+    task_cpu_ratio = {base: round(cpu[base]["task"] / cpu["kafkalake"]["task"], 3) if cpu["kafkalake"]["task"] else float("nan")
+                      for base in SEED_JOBS}
     correct = all(c["ok"] for c in checks)
     met = steady_ratio[BASELINE] >= GOAL_RATIO and correct
     summary = {
@@ -419,7 +479,8 @@ def main(*, records: int | None = None) -> int:
         "by_version": by_version,
         "method": "median over rounds; processing = sum over batches of checkpoint commits/N mtime - offsets/N mtime "
                   "(decode + parquet write + commit, no JVM start-up); wall = the spark-submit process "
-                  "(same start-up cost in every job); ratios = kafkalake / each seed job",
+                  "(same start-up cost in every job); ratios = kafkalake / each seed job; cpu = user + system "
+                  "seconds of the JVM's threads by kind (/proc), whole run; task_cpu_ratio = seed job's task CPU / ours",
         "kafka_read_options": {"kafkalake": KAFKA_READ_OPTIONS, **{n: dict(o) for n, (o, _) in SEED_JOBS.items()}},
         "landing_layout": {"kafkalake": True, **{n: layout for n, (_, layout) in SEED_JOBS.items()}},
         "rounds": runs,
@@ -431,6 +492,8 @@ def main(*, records: int | None = None) -> int:
         "steady_ratio": steady_ratio,
         "ratio": ratio,
         "wall_ratio": wall_ratio,
+        "median_cpu_seconds": cpu,
+        "task_cpu_ratio": task_cpu_ratio,
         "kafkalake_checks": checks,
         "seed_checks": seed_checks,
         "goal": {"ratio": GOAL_RATIO, "baseline": BASELINE, "every_version_decoded": correct, "met": met},
@@ -444,6 +507,9 @@ def main(*, records: int | None = None) -> int:
                                    ("wall incl. JVM start-up", wall_rate, wall_ratio)):
         print(f"{label}: kafkalake {rates['kafkalake']:,.0f} rec/s | "
               + " | ".join(f"{base} {rates[base]:,.0f} rec/s ({ratio_of[base]:.2f}x)" for base in SEED_JOBS), flush=True)
+    print(f"CPU of the whole run (median): kafkalake task {cpu['kafkalake']['task']:.2f}s JIT {cpu['kafkalake']['jit']:.2f}s | "
+          + " | ".join(f"{base} task {cpu[base]['task']:.2f}s ({task_cpu_ratio[base]:.2f}x) JIT {cpu[base]['jit']:.2f}s"
+                       for base in SEED_JOBS), flush=True)
     print(
         f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the "
         f"{BASELINE} job's steady-state rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",
