@@ -24,27 +24,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
+
+
+def _decoded(schema_json: str) -> Column:
+    """The seed's decode: the body after the Confluent header, read with ONE schema."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    return from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col")
 
 
 def seed_transform(raw: DataFrame, schema_json: str) -> DataFrame:
     """Kafka rows -> the schema's fields, decoded with one schema (Confluent header skipped)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro
-
-    decoded = raw.select(from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col"))
-    return decoded.select("json_col.*")
+    return raw.select(_decoded(schema_json)).select("json_col.*")
 
 
 def seed_landing(raw: DataFrame, schema_json: str) -> DataFrame:
     """:func:`seed_transform` plus the landing sink's partition columns (``zone``, ``dt``, ``hour``)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro
 
     from kafkalake.ingest import LANDING, hour_columns
 
-    decoded = raw.select(from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col"),
-                         "timestamp")
+    decoded = raw.select(_decoded(schema_json), "timestamp")
     return decoded.select("json_col.*", F.lit(LANDING).alias("zone"), *hour_columns("timestamp", date=True))
 
 
