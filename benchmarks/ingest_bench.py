@@ -325,7 +325,7 @@ def _run_kafkalake(settings: Settings, topic: str, round_no: int, max_offsets: i
     last = next(iter(status["queries"].values()), {})
     return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": paths.landing["parquet"],
             "cpu_seconds": job.cpu.by_kind(), "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
-                k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms")}}}
+                k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms", "durations_ms")}}}
 
 
 def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, max_offsets: int, *, name: str,
@@ -391,6 +391,28 @@ def check_seed_landing(out: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- main
 
+#: Spark's phases of a micro-batch (``durationMs``) the report splits the last batch into
+PHASES = ("addBatch", "queryPlanning", "other")
+
+
+def last_batch_phases(result: Mapping[str, Any]) -> dict[str, int]:
+    """Where the run's last batch spent its time, from Spark's ``durationMs``: ``addBatch``
+    (the tasks and the file sink's commit), ``queryPlanning`` (the driver optimising the
+    batch's plan) and ``other`` (offset lookups, offset and commit logs).
+
+    The last batch, because it is a steady one in every job; kafkalake's from its status
+    file, a seed job's from the progress it prints.
+    """
+    if "status" in result:
+        durations = (result["status"]["last_batch"] or {}).get("durations_ms") or {}
+    else:
+        batches = (result.get("spark_progress") or {}).get("batches") or [{}]
+        durations = batches[-1].get("durations_ms") or {}
+    total = durations.get("triggerExecution", 0)
+    add, planning = durations.get("addBatch", 0), durations.get("queryPlanning", 0)
+    return {"addBatch": add, "queryPlanning": planning, "other": max(0, total - add - planning)}
+
+
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
@@ -446,6 +468,7 @@ def main(*, records: int | None = None) -> int:
                 steady_s = sum(b["seconds"] for b in steady)
                 result["steady_rate"] = round(sum(b["rows"] for b in steady) / steady_s, 1) if steady_s else None
                 result["wall_rate"] = round(count / result["wall_seconds"], 1)
+                result["last_batch_ms"] = last_batch_phases(result)
                 runs[name].append(result)
                 extra = (f"landing check {'ok' if result['check_ok'] else 'FAILED'}" if name == "kafkalake"
                          else f"{seed_check['all_null_rows']:,} of {seed_check['rows']:,} rows all-null (misdecoded)")
@@ -471,6 +494,7 @@ def main(*, records: int | None = None) -> int:
            for n, rs in runs.items()}
     task_cpu_ratio = {base: round(cpu[base]["task"] / cpu["kafkalake"]["task"], 3) if cpu["kafkalake"]["task"] else float("nan")
                       for base in SEED_JOBS}
+    phases = {n: {phase: _median([r["last_batch_ms"][phase] for r in rs]) for phase in PHASES} for n, rs in runs.items()}
     correct = all(c["ok"] for c in checks)
     met = steady_ratio[BASELINE] >= GOAL_RATIO and correct
     summary = {
@@ -480,7 +504,8 @@ def main(*, records: int | None = None) -> int:
         "method": "median over rounds; processing = sum over batches of checkpoint commits/N mtime - offsets/N mtime "
                   "(decode + parquet write + commit, no JVM start-up); wall = the spark-submit process "
                   "(same start-up cost in every job); ratios = kafkalake / each seed job; cpu = user + system "
-                  "seconds of the JVM's threads by kind (/proc), whole run; task_cpu_ratio = seed job's task CPU / ours",
+                  "seconds of the JVM's threads by kind (/proc), whole run; task_cpu_ratio = seed job's task CPU / ours; "
+                  "last_batch_ms = Spark's durationMs of each run's last batch (addBatch, queryPlanning, the rest)",
         "kafka_read_options": {"kafkalake": KAFKA_READ_OPTIONS, **{n: dict(o) for n, (o, _) in SEED_JOBS.items()}},
         "landing_layout": {"kafkalake": True, **{n: layout for n, (_, layout) in SEED_JOBS.items()}},
         "rounds": runs,
@@ -494,6 +519,7 @@ def main(*, records: int | None = None) -> int:
         "wall_ratio": wall_ratio,
         "median_cpu_seconds": cpu,
         "task_cpu_ratio": task_cpu_ratio,
+        "median_last_batch_ms": phases,
         "kafkalake_checks": checks,
         "seed_checks": seed_checks,
         "goal": {"ratio": GOAL_RATIO, "baseline": BASELINE, "every_version_decoded": correct, "met": met},
@@ -510,6 +536,8 @@ def main(*, records: int | None = None) -> int:
     print(f"CPU of the whole run (median): kafkalake task {cpu['kafkalake']['task']:.2f}s JIT {cpu['kafkalake']['jit']:.2f}s | "
           + " | ".join(f"{base} task {cpu[base]['task']:.2f}s ({task_cpu_ratio[base]:.2f}x) JIT {cpu[base]['jit']:.2f}s"
                        for base in SEED_JOBS), flush=True)
+    print("last batch (median ms): " + " | ".join(
+        f"{n} " + " ".join(f"{phase} {phases[n][phase]:.0f}" for phase in PHASES) for n in ("kafkalake", *SEED_JOBS)), flush=True)
     print(
         f"kafkalake landed every record with its version: {'yes' if correct else 'NO'}; goal >= {GOAL_RATIO}x the "
         f"{BASELINE} job's steady-state rate while decoding every version: {'met' if met else 'NOT met'} -> {out}",

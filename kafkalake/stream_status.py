@@ -60,6 +60,10 @@ def progress_summary(progress: dict[str, Any]) -> dict[str, Any]:
 
     Takes the progress as its JSON document (the listener's ``progress().json()``, or
     ``query.lastProgress``). Spark leaves out a rate that is not a number (no rows, no time).
+    ``durations_ms``: where the batch's time went, as Spark splits it (``latestOffset``,
+    ``walCommit``, ``queryPlanning``, ``addBatch`` = the tasks and the sink's commit,
+    ``commitOffsets``, ``triggerExecution`` = all of it); a slow stream shows there whether
+    the driver or the tasks are the bottleneck.
     """
     behind: dict[str, int] = {}
     ranges: dict[str, list[int]] = {}
@@ -75,6 +79,7 @@ def progress_summary(progress: dict[str, Any]) -> dict[str, Any]:
         "input_rows": progress.get("numInputRows", 0),
         "rows_per_second": round(progress.get("processedRowsPerSecond") or 0.0, 1),
         "batch_duration_ms": duration,
+        "durations_ms": {phase: int(ms) for phase, ms in sorted(progress.get("durationMs", {}).items())},
         "offsets_behind_latest": behind,
         "lag": sum(behind.values()),
         "offset_ranges": ranges,

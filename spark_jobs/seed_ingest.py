@@ -11,8 +11,8 @@ records of any other writer version wrongly (PERMISSIVE: as all-null rows; with 
 default mode, FAILFAST, such a record fails the query), so it is only a cost floor
 for ``benchmarks/ingest_bench.py``, never a way to ingest.
 
-At the end it prints one line ``SEED_PROGRESS {json}`` with the batches' input rows and
-trigger durations, taken from ``query.recentProgress``.
+At the end it prints one line ``SEED_PROGRESS {json}`` with each batch's input rows, trigger
+duration and ``durationMs`` (where its time went), taken from ``query.recentProgress``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     query.awaitTermination()
     batches = [
-        {"batch_id": p["batchId"], "input_rows": p["numInputRows"], "trigger_ms": p["durationMs"].get("triggerExecution", 0)}
+        {"batch_id": p["batchId"], "input_rows": p["numInputRows"], "trigger_ms": p["durationMs"].get("triggerExecution", 0),
+         "durations_ms": dict(p["durationMs"])}
         for p in query.recentProgress
     ]
     summary = {

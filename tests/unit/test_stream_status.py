@@ -35,6 +35,7 @@ def test_a_batch_gives_its_rows_rate_duration_ranges_and_lag_per_partition() -> 
     assert summary["offset_ranges"] == {"fridge-0": [100, 200], "fridge-1": [90, 190]}
     assert summary["offsets_behind_latest"] == {"fridge-0": 50, "fridge-1": 0} and summary["lag"] == 50
     assert summary["progress_time"] == "2026-11-30T11:00:00.000Z"
+    assert summary["durations_ms"] == {"addBatch": 700, "triggerExecution": 812}
 
 
 def test_a_rate_spark_leaves_out_reads_as_zero() -> None:
