@@ -120,6 +120,9 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
 
     status = read_status(stream_paths(settings, get_stream(settings, "mixed")).status_file)
     assert status["state"] == "stopped" and status["lag"] == 0
+    # where the last batch's time went, as Spark split it: the tasks and the sink (addBatch) within the trigger
+    phases = status["queries"]["mixed_parquet"]["durations_ms"]
+    assert 0 < phases["addBatch"] <= phases["triggerExecution"] and "queryPlanning" in phases
 
 
 def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
