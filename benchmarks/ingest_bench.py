@@ -413,7 +413,6 @@ def last_batch_phases(result: Mapping[str, Any]) -> dict[str, int]:
     return {"addBatch": add, "queryPlanning": planning, "other": max(0, total - add - planning)}
 
 
-
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
