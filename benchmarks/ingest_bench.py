@@ -297,6 +297,18 @@ def checkpoint_tick(checkpoint: Path) -> Callable[[], str]:
 
 # --------------------------------------------------------------------------- the runs
 
+#: Spark's phases of a micro-batch (``durationMs``) the report splits each run's last batch into
+PHASES = ("addBatch", "queryPlanning", "other")
+
+
+def batch_phases(durations: Mapping[str, int]) -> dict[str, int]:
+    """A batch's ``durationMs`` as ``addBatch`` (the tasks and the file sink's commit),
+    ``queryPlanning`` (the driver optimising the batch's plan) and ``other`` (offset lookups,
+    offset and commit logs). The report takes each run's last batch: a steady one in every job.
+    """
+    add, planning = durations.get("addBatch", 0), durations.get("queryPlanning", 0)
+    return {"addBatch": add, "queryPlanning": planning, "other": max(0, durations.get("triggerExecution", 0) - add - planning)}
+
 
 def _stream_settings(settings: Settings, name: str, topic: str, *, trigger: str = "5 seconds",
                      max_offsets_per_trigger: int | None = None) -> tuple[Settings, StreamConfig]:
@@ -324,8 +336,9 @@ def _run_kafkalake(settings: Settings, topic: str, round_no: int, max_offsets: i
     status = json.loads(paths.status_file.read_text())
     last = next(iter(status["queries"].values()), {})
     return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": paths.landing["parquet"],
-            "cpu_seconds": job.cpu.by_kind(), "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
-                k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms", "durations_ms")}}}
+            "cpu_seconds": job.cpu.by_kind(), "last_batch_ms": batch_phases(last.get("durations_ms") or {}),
+            "status": {"state": status["state"], "lag": status.get("lag"), "last_batch": {
+                k: last.get(k) for k in ("batch_id", "input_rows", "batch_duration_ms")}}}
 
 
 def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, max_offsets: int, *, name: str,
@@ -344,8 +357,10 @@ def _run_seed(settings: Settings, topic: str, round_no: int, schema_file: Path, 
                          if line.startswith("SEED_PROGRESS ")), None)
     finally:
         job.stop()
+    last = (progress or {}).get("batches") or [{}]
     return {"wall_seconds": round(wall, 3), "batches": batch_seconds(checkpoint), "landing": out,
-            "cpu_seconds": job.cpu.by_kind(), "spark_progress": progress}
+            "cpu_seconds": job.cpu.by_kind(), "last_batch_ms": batch_phases(last[-1].get("durations_ms") or {}),
+            "spark_progress": progress}
 
 
 # --------------------------------------------------------------------------- checks
@@ -390,27 +405,6 @@ def check_seed_landing(out: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- main
-
-#: Spark's phases of a micro-batch (``durationMs``) the report splits the last batch into
-PHASES = ("addBatch", "queryPlanning", "other")
-
-
-def last_batch_phases(result: Mapping[str, Any]) -> dict[str, int]:
-    """Where the run's last batch spent its time, from Spark's ``durationMs``: ``addBatch``
-    (the tasks and the file sink's commit), ``queryPlanning`` (the driver optimising the
-    batch's plan) and ``other`` (offset lookups, offset and commit logs).
-
-    The last batch, because it is a steady one in every job; kafkalake's from its status
-    file, a seed job's from the progress it prints.
-    """
-    if "status" in result:
-        durations = (result["status"]["last_batch"] or {}).get("durations_ms") or {}
-    else:
-        batches = (result.get("spark_progress") or {}).get("batches") or [{}]
-        durations = batches[-1].get("durations_ms") or {}
-    total = durations.get("triggerExecution", 0)
-    add, planning = durations.get("addBatch", 0), durations.get("queryPlanning", 0)
-    return {"addBatch": add, "queryPlanning": planning, "other": max(0, total - add - planning)}
 
 
 def _median(values: list[float]) -> float:
@@ -467,7 +461,6 @@ def main(*, records: int | None = None) -> int:
                 steady_s = sum(b["seconds"] for b in steady)
                 result["steady_rate"] = round(sum(b["rows"] for b in steady) / steady_s, 1) if steady_s else None
                 result["wall_rate"] = round(count / result["wall_seconds"], 1)
-                result["last_batch_ms"] = last_batch_phases(result)
                 runs[name].append(result)
                 extra = (f"landing check {'ok' if result['check_ok'] else 'FAILED'}" if name == "kafkalake"
                          else f"{seed_check['all_null_rows']:,} of {seed_check['rows']:,} rows all-null (misdecoded)")
