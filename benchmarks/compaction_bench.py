@@ -134,8 +134,8 @@ def _bench_settings(root: Path) -> Settings:
 def _spark_session(settings: Settings):  # noqa: ANN202
     from pyspark.sql import SparkSession
 
-    from kafkalake import jvm
-    from kafkalake.spark_submit import DEFAULT_CONF
+    from kafkalake.spark import jvm
+    from kafkalake.spark.submit import DEFAULT_CONF
 
     builder = (SparkSession.builder.appName("kafkalake-bench-compaction").master("local[2]")
                .config("spark.jars", jvm.spark_jars_arg(settings)).config("spark.ui.enabled", "false"))
@@ -191,7 +191,7 @@ def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, sc
 
 
 def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
-    from kafkalake.compaction import compact_table
+    from kafkalake.compaction.run import compact_table
 
     shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
     started, cpu_started = time.perf_counter(), cpu()
@@ -216,7 +216,7 @@ def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> d
 def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
     import duckdb
 
-    from kafkalake.lake import table_files
+    from kafkalake.lake.read import table_files
 
     started = time.perf_counter()
     landing, lake = table_files(paths)
@@ -231,7 +231,7 @@ def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN0
 def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
     from pyspark.sql import functions as F
 
-    from kafkalake.lake import read_table
+    from kafkalake.lake.read import read_table
 
     key = F.expr("unix_micros(timestamp) div 3600000000") if query == "hourly" else F.col("name")
     started = time.perf_counter()
@@ -290,7 +290,7 @@ def _table_digest(paths) -> dict[str, Any]:  # noqa: ANN001
     """(rows, sum of per-row hashes) of the table the read path sees, in DuckDB."""
     import duckdb
 
-    from kafkalake.lake import table_files
+    from kafkalake.lake.read import table_files
 
     landing, lake = table_files(paths)
     digest = {"rows": 0, "hash_sum": 0, "landing_files": len(landing), "lake_files": len(lake)}
@@ -316,9 +316,10 @@ def _rate(nbytes: int, seconds: float) -> float:
 
 
 def main(*, records: int | None = None) -> int:
-    from kafkalake.lake import landing_schema, resolve_table, table_columns
-    from kafkalake.registry import Registry
-    from kafkalake.lakegen import generate_landing, hours_before
+    from kafkalake.lake.read import landing_schema, table_columns
+    from kafkalake.lake.tables import resolve_table
+    from kafkalake.schema.registry import Registry
+    from kafkalake.testing.lakegen import generate_landing, hours_before
 
     files_per_hour = max(2, math.ceil(records / (HOURS * ROWS_PER_FILE))) if records else FILES_PER_HOUR
     total_files = HOURS * files_per_hour

@@ -54,12 +54,13 @@ from urllib.parse import unquote, urlparse
 
 from benchmarks.platform import bench_kafka, results_dir
 from kafkalake.config import Settings, get_settings
-from kafkalake.producer import fleet_from_registry, produce_parallel
-from kafkalake.registry import Registry
-from kafkalake.spark import KAFKA_READ_OPTIONS
-from kafkalake.spark_submit import LANDING_SINK_CONF, job_env, spark_submit_argv, stream_conf
-from kafkalake.streams import StreamConfig, get_stream, stream_paths
-from kafkalake.topics import create_topic
+from kafkalake.kafka.topics import create_topic
+from kafkalake.produce.fleet import fleet_from_registry
+from kafkalake.produce.producer import produce_parallel
+from kafkalake.schema.registry import Registry
+from kafkalake.spark.session import KAFKA_READ_OPTIONS
+from kafkalake.spark.submit import LANDING_SINK_CONF, job_env, spark_submit_argv, stream_conf
+from kafkalake.stream.config import StreamConfig, get_stream, stream_paths
 
 RECORDS = 1_000_000
 #: five fresh JVMs per job: one run differs from the next by up to 20 % on these machines

@@ -38,13 +38,14 @@ from benchmarks.ingest_bench import (
 )
 from benchmarks.platform import bench_kafka, results_dir
 from kafkalake.config import get_settings
-from kafkalake.producer import ProduceReport, fleet_from_registry, produce_parallel
-from kafkalake.registry import Registry
-from kafkalake.spark_submit import stream_conf
-from kafkalake.stream_job import request_stop
-from kafkalake.stream_status import read_status
-from kafkalake.streams import stream_paths
-from kafkalake.topics import create_topic
+from kafkalake.kafka.topics import create_topic
+from kafkalake.produce.fleet import fleet_from_registry
+from kafkalake.produce.producer import ProduceReport, produce_parallel
+from kafkalake.schema.registry import Registry
+from kafkalake.spark.submit import stream_conf
+from kafkalake.stream.config import stream_paths
+from kafkalake.stream.driver import request_stop
+from kafkalake.stream.status import read_status
 
 RATE = 5_000
 RECORDS = 300_000  # 60 s at RATE

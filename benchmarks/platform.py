@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from kafkalake import kafka_local
 from kafkalake.config import Settings, get_settings
-from kafkalake.processes import free_ports
+from kafkalake.platform import local_kafka as kafka_local
+from kafkalake.platform.processes import free_ports
 
 
 @contextlib.contextmanager

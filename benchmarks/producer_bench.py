@@ -23,9 +23,11 @@ from typing import Any, Iterator
 
 from benchmarks.platform import bench_kafka, results_dir
 from kafkalake.config import get_settings
-from kafkalake.producer import FleetMessage, FramedEncoder, make_producer, produce_parallel
-from kafkalake.registry import Registry
-from kafkalake.topics import create_topic
+from kafkalake.kafka.topics import create_topic
+from kafkalake.produce.fleet import FleetMessage
+from kafkalake.produce.producer import make_producer, produce_parallel
+from kafkalake.schema.registry import Registry
+from kafkalake.wire.encoder import FramedEncoder
 
 RECORDS = 500_000
 ROUNDS = 2

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from kafkalake.airflow.dag_support import HOUR_PATTERN, fail_without_retry, table_choices
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
-from kafkalake.backfill import HOUR_PATTERN, SOURCES
+from kafkalake.backfill.request import SOURCES
 from kafkalake.config import get_settings
-from kafkalake.streams import load_streams
 
 DOC = """
 ### backfill: replace whole hours of a table from Kafka (or rebuild them from landing)
@@ -42,11 +42,7 @@ Running the same backfill twice gives the same lake. CLI: `kafkalake backfill TA
 """
 
 _settings = get_settings()
-_tables = sorted(
-    name if fmt == stream.sink_formats[0] else f"{name}.{fmt}"
-    for name, stream in load_streams(_settings.streams_file).items()
-    for fmt in stream.sink_formats
-)
+_tables = table_choices(_settings)
 
 
 def _offsets(description: str) -> Param:
@@ -60,33 +56,23 @@ def _offsets(description: str) -> Param:
 def prepare(**context) -> dict[str, object]:  # noqa: ANN003
     """Params -> job arguments, checked against the stream, Kafka and the lake; a refusal is one
     line and fails the run at once (no retry: the same params would be refused again)."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from kafkalake.backfill.verify import dag_job_args
 
-    from kafkalake.backfill import dag_job_args
-    from kafkalake.config import get_settings
-    from kafkalake.errors import KafkalakeError
-
-    try:
+    with fail_without_retry("backfill refused: "):
         return dag_job_args(get_settings(), dict(context["params"]), run_id=context["dag_run"].run_id)
-    except KafkalakeError as exc:
-        raise AirflowFailException(f"backfill refused: {exc}") from None
 
 
 @task(task_id="verify")
 def verify(plan: dict[str, object]) -> dict[str, object]:
     """rows + quarantined == Kafka offsets in range, per hour (asked from Kafka again)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kafkalake.backfill import BackfillVerificationError, load_report, summary_lines, verify_report
-    from kafkalake.config import get_settings
+    from kafkalake.backfill.request import BackfillVerificationError
+    from kafkalake.backfill.verify import load_report, summary_lines, verify_report
 
     run = load_report(str(plan["report"]))
     for line in summary_lines(run):
         print(line)
-    try:
+    with fail_without_retry(errors=(BackfillVerificationError,)):
         lines = verify_report(get_settings(), run)
-    except BackfillVerificationError as exc:
-        raise AirflowFailException(str(exc)) from None
     for line in lines:
         print(line)
     return {"report": plan["report"], "run_id": run.get("run_id"), "dry_run": run.get("dry_run"),

@@ -7,11 +7,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task
 
+from kafkalake.airflow.dag_support import HOUR_PATTERN, fail_without_retry, table_choices
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
 from kafkalake.config import get_settings
-from kafkalake.streams import load_streams
-
-HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}(:00(:00)?)?(Z|[+-]00:?00)?$"
 
 DOC = """
 ### compaction: small landing files → few large lake files
@@ -44,32 +42,21 @@ Schedule: `KAFKALAKE_COMPACTION_SCHEDULE` (default `@hourly`).
 """
 
 _settings = get_settings()
-_tables = sorted(
-    name if fmt == stream.sink_formats[0] else f"{name}.{fmt}"
-    for name, stream in load_streams(_settings.streams_file).items()
-    for fmt in stream.sink_formats
-)
+_tables = table_choices(_settings)
 ASSETS = {table: Asset(name=f"lake_{table.replace('.', '_')}", uri=f"kafkalake://lake/{table}") for table in _tables}
 
 
 @task(task_id="prepare")
 def prepare(**context) -> dict[str, object]:  # noqa: ANN003
     """Params -> job arguments; a bad param fails here with one line."""
-    from kafkalake.compaction import dag_job_args
-    from kafkalake.config import get_settings
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kafkalake.errors import KafkalakeError
+    from kafkalake.compaction.run import dag_job_args
 
     dag_run = context["dag_run"]
-    try:
+    with fail_without_retry():
         plan = dag_job_args(
             get_settings(), dict(context["params"]), run_id=dag_run.run_id, run_type=dag_run.run_type,
             interval=(context.get("data_interval_start"), context.get("data_interval_end")),
         )
-    except KafkalakeError as exc:  # bad params do not get better on retry
-        raise AirflowFailException(str(exc)) from None
     print(f"compacting {plan['tables']} hours {plan['hours'][0] or 'oldest'} .. {plan['hours'][1] or 'newest closed'}")
     return plan
 
@@ -79,7 +66,7 @@ def report(plan: dict[str, object], **context) -> dict[str, object]:  # noqa: AN
     """Log before/after figures; PNG histogram beside the JSON report; Asset events per table."""
     from pathlib import Path
 
-    from kafkalake import compaction_report
+    from kafkalake.compaction import report as compaction_report
 
     path = Path(str(plan["report"]))
     run = compaction_report.load(path)
@@ -88,9 +75,8 @@ def report(plan: dict[str, object], **context) -> dict[str, object]:  # noqa: AN
     png = compaction_report.render_png(run, path.with_suffix(".png"))
     print(f"report: {path}\nhistogram: {png}")
     for table in run["tables"]:
-        name = table["table"] if table["format"] == "parquet" else f"{table['table']}.{table['format']}"
-        if name in ASSETS:
-            context["outlet_events"][ASSETS[name]].extra = {
+        if table["name"] in ASSETS:
+            context["outlet_events"][ASSETS[table["name"]]].extra = {
                 "hours_compacted": (table.get("totals") or {}).get("hours_compacted", 0), "dry_run": table["dry_run"],
             }
     return {"report": str(path), "png": str(png)}

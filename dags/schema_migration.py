@@ -7,9 +7,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from kafkalake.airflow.dag_support import COMPATIBILITY_MODES, SUBJECT_PATTERN, fail_without_retry
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
-
-MODES = ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"]
 
 DOC = """
 ### schema_migration: roll a new schema version out under live traffic
@@ -35,26 +34,15 @@ rows with the new fields null (or their default after `migrate_history`).
 """
 
 
-def _no_retry(call, *args):  # noqa: ANN001, ANN002, ANN202
-    """A refused or invalid schema will not get better on retry: fail the task for good."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kafkalake.errors import KafkalakeError
-
-    try:
-        return call(*args)
-    except KafkalakeError as exc:
-        raise AirflowFailException(str(exc)) from None
-
-
 @task(task_id="validate")
 def validate_task(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.config import get_settings
-    from kafkalake.migration import lake_row_counts, parse_request, validate
+    from kafkalake.migration.rollout import lake_row_counts, parse_request, validate
 
     settings = get_settings()
-    request = _no_retry(parse_request, dict(context["params"]))
-    found = _no_retry(validate, settings, request)
+    with fail_without_retry():
+        request = parse_request(dict(context["params"]))
+        found = validate(settings, request)
     print(f"{request.subject}: schema valid; latest is v{found['latest']}; streams reading it: "
           f"{', '.join(found['streams']) or 'none'}")
     return {**found, "before": lake_row_counts(settings, request.subject)}
@@ -63,9 +51,10 @@ def validate_task(**context) -> dict[str, object]:  # noqa: ANN003
 @task(task_id="check")
 def check_task(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.config import get_settings
-    from kafkalake.migration import check, parse_request
+    from kafkalake.migration.rollout import check, parse_request
 
-    return _no_retry(check, get_settings(), _no_retry(parse_request, dict(context["params"])))
+    with fail_without_retry():
+        return check(get_settings(), parse_request(dict(context["params"])))
 
 
 @task.short_circuit(task_id="not_dry_run")
@@ -79,7 +68,7 @@ def not_dry_run(**context) -> bool:  # noqa: ANN003
 @task(task_id="register")
 def register_task(**context) -> dict[str, object]:  # noqa: ANN003
     from kafkalake.config import get_settings
-    from kafkalake.migration import parse_request, register
+    from kafkalake.migration.rollout import parse_request, register
 
     return register(get_settings(), parse_request(dict(context["params"])))
 
@@ -87,7 +76,7 @@ def register_task(**context) -> dict[str, object]:  # noqa: ANN003
 @task(task_id="roll_streams")
 def roll_streams_task(registered: dict[str, object], **context) -> dict[str, str]:  # noqa: ANN003
     from kafkalake.config import get_settings
-    from kafkalake.migration import parse_request, roll_streams
+    from kafkalake.migration.rollout import parse_request, roll_streams
 
     request = parse_request(dict(context["params"]))
     if not request.roll_streams:
@@ -107,11 +96,11 @@ with DAG(
     tags=["kafkalake", "schema", "migration"],
     default_args={"owner": "kafkalake", "retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
-        "subject": Param("fridge", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
+        "subject": Param("fridge", type="string", pattern=SUBJECT_PATTERN,
                          description="registry subject (schemas/<subject>/)"),
         "schema": Param("", type="string", minLength=2, description="the new schema: Avro JSON text",
                         format="multiline"),
-        "compatibility": Param(None, type=["null", "string"], enum=[None, *MODES],
+        "compatibility": Param(None, type=["null", "string"], enum=[None, *COMPATIBILITY_MODES],
                                description="override the subject's compatibility mode for this check"),
         "roll_streams": Param(True, type="boolean", description="restart the streams reading the subject"),
         "migrate_history": Param(False, type="boolean", description="rewrite lake hours into the new schema"),

@@ -14,8 +14,8 @@ from airflow.sdk import DAG, Param, task
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
 from kafkalake.airflow.sensors.stream_health import StreamHealthSensor
 from kafkalake.config import get_settings
-from kafkalake.spark_submit import stream_conf
-from kafkalake.streams import StreamConfig, load_streams, stream_paths
+from kafkalake.spark.submit import stream_conf
+from kafkalake.stream.config import StreamConfig, load_streams, stream_paths
 
 DOC = """
 ### stream `{name}`: Kafka `{topics}` → landing zone

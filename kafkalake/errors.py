@@ -1,21 +1,55 @@
-"""Errors a user can act on: the CLI prints ``str(error)`` as one line and exits non-zero."""
+"""Errors a user can act on: the CLI prints ``str(error)`` as one line and exits with its code.
+
+:class:`ExitCode` is the one table of exit codes (the README lists it); each error class names
+its code, so a script or an Airflow task can tell a refusal from a crash.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``kafkalake`` and the Spark jobs in ``spark_jobs/``."""
+
+    OK = 0
+    #: a refused or invalid input (a schema, a stream declaration, a parameter)
+    ERROR = 1
+    #: bad command-line arguments (click's usage errors)
+    USAGE = 2
+    #: the machine lacks something the platform needs (Java, jars, a free port)
+    SETUP = 3
+    #: a local service (Kafka, Airflow) failed to start, stop or answer
+    SERVICE = 4
+    #: another driver holds the stream's checkpoint
+    STREAM_BUSY = 5
+    #: Kafka no longer holds offsets the stream needs (accept the gap deliberately)
+    DATA_LOSS = 6
+    #: a compaction run failed; nothing of it was published
+    COMPACTION = 7
+    #: a schema migration step failed
+    MIGRATION = 8
+    #: a backfill was refused or failed; nothing of it was published
+    BACKFILL = 9
+    #: the published hours of a backfill do not add up with Kafka's offsets
+    BACKFILL_VERIFY = 10
+    #: interrupted (Ctrl-C)
+    INTERRUPTED = 130
 
 
 class KafkalakeError(Exception):
     """Base class: the message is one actionable line (what failed, what to do next)."""
 
-    exit_code: int = 1
+    exit_code: ExitCode = ExitCode.ERROR
 
 
 class SetupError(KafkalakeError):
     """The machine lacks something the platform needs (Java, jars, a free port)."""
 
-    exit_code = 3
+    exit_code = ExitCode.SETUP
 
 
 class ServiceError(KafkalakeError):
     """A local service (Kafka, Airflow) failed to start, stop or answer."""
 
-    exit_code = 4
+    exit_code = ExitCode.SERVICE

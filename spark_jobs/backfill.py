@@ -30,10 +30,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
-    from kafkalake.backfill import parse_request, run_backfill
+    from kafkalake.backfill.request import parse_request
+    from kafkalake.backfill.run import run_backfill
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
-    from kafkalake.spark import get_session
+    from kafkalake.spark.session import get_session
 
     try:
         request = parse_request(args.table, source=args.source, start=args.start, end=args.end,

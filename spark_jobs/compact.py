@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from datetime import datetime, timezone
 
-    from kafkalake.compaction import run_compaction
+    from kafkalake.compaction.run import run_compaction
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
-    from kafkalake.lake import Hour
-    from kafkalake.spark import get_session
+    from kafkalake.lake.tables import Hour
+    from kafkalake.spark.session import get_session
 
     settings = get_settings()
     try:

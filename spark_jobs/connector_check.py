@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from kafkalake.config import get_settings
-    from kafkalake.connector_check import kafka_rows, run_check
-    from kafkalake.spark import get_session, read_topic_batch
+    from kafkalake.spark.connector_check import kafka_rows, run_check
+    from kafkalake.spark.session import get_session, read_topic_batch
 
     settings = get_settings()
     spark = get_session("kafkalake-connector-check")

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
-    from kafkalake.migration import migrate_history, verify
-    from kafkalake.spark import get_session
+    from kafkalake.migration.rollout import migrate_history, verify
+    from kafkalake.spark.session import get_session
 
     settings = get_settings()
     try:

@@ -45,7 +45,7 @@ def seed_landing(raw: DataFrame, schema_json: str) -> DataFrame:
     """:func:`seed_transform` plus the landing sink's partition columns (``zone``, ``dt``, ``hour``)."""
     from pyspark.sql import functions as F
 
-    from kafkalake.ingest import LANDING, hour_columns
+    from kafkalake.stream.decode import LANDING, hour_columns
 
     decoded = raw.select(_decoded(schema_json), "timestamp")
     return decoded.select("json_col.*", F.lit(LANDING).alias("zone"), *hour_columns("timestamp", date=True))
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(option.split("=", 1) for option in args.kafka_option)
 
     from kafkalake.config import get_settings
-    from kafkalake.spark import get_session
+    from kafkalake.spark.session import get_session
 
     settings = get_settings()
     spark = get_session("kafkalake-seed-ingest")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = raw.load()
     schema_json = args.schema_file.read_text()
     if args.landing_layout:
-        from kafkalake.ingest import PARTITION_COLUMNS
+        from kafkalake.stream.decode import PARTITION_COLUMNS
 
         writer = seed_landing(raw, schema_json).writeStream.partitionBy(*PARTITION_COLUMNS)
     else:

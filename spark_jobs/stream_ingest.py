@@ -18,9 +18,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
-    from kafkalake.spark import get_session
-    from kafkalake.stream_job import run_stream
-    from kafkalake.streams import get_stream
+    from kafkalake.spark.session import get_session
+    from kafkalake.stream.config import get_stream
+    from kafkalake.stream.job import run_stream
 
     settings = get_settings()
     try:

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from kafkalake.config import Settings, get_settings
-from kafkalake.processes import free_ports
+from kafkalake.platform.processes import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 #: The developer's / CI's settings as the suite started: only the jar cache is shared.
@@ -70,7 +70,7 @@ def platform_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def kafka(platform_settings: Settings) -> Iterator[Settings]:
     """A real KRaft broker for the session; stopped (and checked gone) afterwards."""
-    from kafkalake import kafka_local
+    from kafkalake.platform import local_kafka as kafka_local
 
     status = kafka_local.start(platform_settings)
     assert status.state == "up"
@@ -83,7 +83,7 @@ def kafka(platform_settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def airflow_env_ready(platform_settings: Settings) -> dict[str, str]:
     """Environment of an Airflow with a migrated SQLite DB in the session's state folder."""
-    from kafkalake.airflow_local import airflow_env
+    from kafkalake.platform.local_airflow import airflow_env
 
     env = airflow_env(platform_settings, base=cli_env(platform_settings))
     platform_settings.airflow_home.mkdir(parents=True, exist_ok=True)

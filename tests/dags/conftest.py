@@ -5,8 +5,8 @@ from typing import Iterator
 
 import pytest
 
-from kafkalake.airflow_local import airflow_env
 from kafkalake.config import Settings
+from kafkalake.platform.local_airflow import airflow_env
 
 
 @pytest.fixture(scope="session")

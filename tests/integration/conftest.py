@@ -16,8 +16,8 @@ def lake_spark(platform_settings: Settings) -> Iterator[Any]:
 
     from pyspark.sql import SparkSession
 
-    from kafkalake import jvm
-    from kafkalake.spark_submit import DEFAULT_CONF
+    from kafkalake.spark import jvm
+    from kafkalake.spark.submit import DEFAULT_CONF
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     builder = (SparkSession.builder.master("local[2]").appName("kafkalake-test-compaction")

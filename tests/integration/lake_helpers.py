@@ -12,7 +12,8 @@ from typing import Any, Callable
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.lake import Hour, read_table_arrow, table_checksum_arrow
+from kafkalake.lake.read import read_table_arrow, table_checksum_arrow
+from kafkalake.lake.tables import Hour
 
 
 def table_settings(base: Settings, tmp_path: Path, name: str = "fr", *, topic: str = "unused",
@@ -38,8 +39,9 @@ def arrow_state(settings: Settings, name: str = "fr") -> tuple[int, str, int]:
 
 def produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: int = 3) -> int:
     """Fridge records (30 % v1) with the given CreateTime timestamps, in order."""
-    from kafkalake.producer import fleet_from_registry, produce_timed
-    from kafkalake.registry import Registry
+    from kafkalake.produce.fleet import fleet_from_registry
+    from kafkalake.produce.producer import produce_timed
+    from kafkalake.schema.registry import Registry
 
     fleet = fleet_from_registry(Registry(settings.schemas_dir), devices=50, v1_fraction=0.3, seed=seed)
     messages = fleet.messages(len(stamps))
@@ -48,7 +50,7 @@ def produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: 
 
 
 def create_time_topic(settings: Settings) -> str:
-    from kafkalake.topics import create_topic
+    from kafkalake.kafka.topics import create_topic
 
     topic = f"compact-{uuid.uuid4().hex[:8]}"
     create_topic(settings.bootstrap_servers, topic, partitions=2, config={"message.timestamp.type": "CreateTime"})

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake import airflow_local, kafka_local
 from kafkalake.config import Settings
-from kafkalake.processes import port_in_use, proc_tag, tagged_pids
-from kafkalake.topics import create_topic
+from kafkalake.kafka.topics import create_topic
+from kafkalake.platform import local_airflow as airflow_local
+from kafkalake.platform import local_kafka as kafka_local
+from kafkalake.platform.processes import port_in_use, proc_tag, tagged_pids
 from tests.conftest import make_settings, run_cli
 
 pytestmark = pytest.mark.integration

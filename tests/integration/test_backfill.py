@@ -21,10 +21,19 @@ from pathlib import Path
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.lake import Hour, fingerprint, landing_hours, read_manifest, resolve_table
-from kafkalake.lakegen import hours_before
+from kafkalake.lake.landing import fingerprint, landing_hours
+from kafkalake.lake.manifest import read_manifest
+from kafkalake.lake.tables import Hour, resolve_table
+from kafkalake.testing.lakegen import hours_before
 from tests.conftest import run_cli
-from tests.integration.lake_helpers import arrow_state, create_time_topic, lake_dirs, past_stamps, produce_at, table_settings
+from tests.integration.lake_helpers import (
+    arrow_state,
+    create_time_topic,
+    lake_dirs,
+    past_stamps,
+    produce_at,
+    table_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +54,7 @@ class Table:
 
 def produce_bad(settings: Settings, topic: str, hour: Hour, values: list[bytes]) -> int:
     """Undecodable records at the very start of ``hour`` (before its good ones, in time order)."""
-    from kafkalake.producer import make_producer
+    from kafkalake.produce.producer import make_producer
 
     producer = make_producer(settings.bootstrap_servers)
     for i, value in enumerate(values):
@@ -56,7 +65,8 @@ def produce_bad(settings: Settings, topic: str, hour: Hour, values: list[bytes])
 
 @pytest.fixture(scope="module")
 def table(kafka: Settings, tmp_path_factory: pytest.TempPathFactory, lake_spark) -> Table:  # noqa: ANN001
-    from kafkalake.compaction import closed_before, compact_table
+    from kafkalake.compaction.run import compact_table
+    from kafkalake.stream.watermark import closed_before
 
     tmp = tmp_path_factory.mktemp("backfill")
     topic = create_time_topic(kafka)
@@ -84,8 +94,10 @@ def quarantine_runs(settings: Settings, hour: Hour) -> list[Path]:
 def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_nothing(table: Table, lake_spark) -> None:  # noqa: ANN001
     import pyarrow.dataset as ds
 
-    from kafkalake.backfill import parse_request, run_backfill
-    from kafkalake.compaction import closed_before, plan_table
+    from kafkalake.backfill.request import parse_request
+    from kafkalake.backfill.run import run_backfill
+    from kafkalake.compaction.plan import plan_table
+    from kafkalake.stream.watermark import closed_before
 
     settings, victim = table.settings, table.hours[0]
     _stream, paths = resolve_table(settings, "fr")
@@ -151,7 +163,10 @@ def test_an_hour_still_open_to_the_stream_is_refused_and_nothing_changes(table: 
 
 
 def test_offsets_mode_replaces_whole_hours_and_refuses_a_partial_range(table: Table, lake_spark) -> None:  # noqa: ANN001
-    from kafkalake.backfill import BackfillError, parse_request, plan_backfill, run_backfill, verify_report
+    from kafkalake.backfill.plan import plan_backfill
+    from kafkalake.backfill.request import BackfillError, parse_request
+    from kafkalake.backfill.run import run_backfill
+    from kafkalake.backfill.verify import verify_report
 
     settings, hour = table.settings, table.hours[1]
     _stream, paths = resolve_table(settings, "fr")

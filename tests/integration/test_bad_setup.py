@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake.processes import port_in_use, proc_tag, tagged_pids
+from kafkalake.platform.processes import port_in_use, proc_tag, tagged_pids
 from tests.conftest import cli_env, make_settings, run_cli
 
 pytestmark = pytest.mark.integration

@@ -22,14 +22,24 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake.compaction import CompactionError, Compactor, compact_table, plan_table, table_checksum
+from kafkalake.compaction.plan import plan_table
+from kafkalake.compaction.run import compact_table
 from kafkalake.config import Settings
-from kafkalake.lake import Hour, read_manifest, read_table, read_table_arrow, resolve_table
-from kafkalake.lakegen import generate_landing, hours_before
-from kafkalake.registry import Registry
+from kafkalake.lake.manifest import read_manifest
+from kafkalake.lake.publish import CompactionError, Compactor, table_checksum
+from kafkalake.lake.read import read_table, read_table_arrow
+from kafkalake.lake.tables import Hour, resolve_table
+from kafkalake.schema.registry import Registry
+from kafkalake.testing.lakegen import generate_landing, hours_before
 from tests.conftest import cli_env, run_cli
-from tests.integration.lake_helpers import (arrow_state, create_time_topic, lake_dirs, past_stamps, produce_at,
-                                           table_settings)
+from tests.integration.lake_helpers import (
+    arrow_state,
+    create_time_topic,
+    lake_dirs,
+    past_stamps,
+    produce_at,
+    table_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +214,7 @@ def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes
 def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path) -> None:
     import fastavro
 
-    from kafkalake.registry import Registry
+    from kafkalake.schema.registry import Registry
 
     topic = create_time_topic(kafka)
     settings = table_settings(kafka, tmp_path, "fridge", topic=topic, sink_format="both")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from kafkalake.lakegen import hours_before
+from kafkalake.testing.lakegen import hours_before
 from tests.conftest import make_settings, run_cli
 from tests.integration.lake_helpers import past_stamps, produce_at, wait_for
 
@@ -83,9 +83,11 @@ def _compacted(report: dict[str, Any]) -> list[str]:
 
 
 def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_changes_nothing(tmp_path: Path) -> None:
-    from kafkalake.airflow_local import airflow_env
-    from kafkalake.lake import read_manifest, read_table_arrow, resolve_table
-    from kafkalake.topics import create_topic
+    from kafkalake.kafka.topics import create_topic
+    from kafkalake.lake.manifest import read_manifest
+    from kafkalake.lake.read import read_table_arrow
+    from kafkalake.lake.tables import resolve_table
+    from kafkalake.platform.local_airflow import airflow_env
 
     topic = f"backfill-{uuid.uuid4().hex[:8]}"
     (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from kafkalake.config import get_settings
-from kafkalake.ingest import decode, decode_plan
-from kafkalake.producer import GARBAGE_KINDS, fleet_from_registry
-from kafkalake.registry import Registry
+from kafkalake.produce.fleet import GARBAGE_KINDS, fleet_from_registry
+from kafkalake.schema.registry import Registry
+from kafkalake.stream.decode import decode, decode_plan
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> 
     """Arrays have no fixed shape in bytes: the checks must still find each bad body."""
     import json
 
-    from kafkalake.producer import FramedEncoder
+    from kafkalake.wire.encoder import FramedEncoder
 
     schema = {"type": "record", "name": "Reading", "fields": [
         {"name": "sensor", "type": "string"}, {"name": "values", "type": {"type": "array", "items": "double"}}]}
@@ -78,7 +78,7 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
     partition column makes Spark's file writer copy every row once more)."""
     from pyspark.sql import functions as F
 
-    from kafkalake.ingest import NULL_PARTITION, hour_columns
+    from kafkalake.stream.decode import NULL_PARTITION, hour_columns
 
     hour, day = 3_600_000_000, 86_400_000_000
     micros = [0, -1, 1, hour - 1, hour, day - 1, day, -day, -day - 1, 1_764_470_000_123_456, 1_767_225_599_999_999]
@@ -107,7 +107,7 @@ def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(
     are all nullable can really be: the decode's own success field must tell them apart."""
     import json
 
-    from kafkalake.producer import FramedEncoder
+    from kafkalake.wire.encoder import FramedEncoder
 
     schema = {"type": "record", "name": "Maybe", "fields": [{"name": "a", "type": ["null", "string"], "default": None}]}
     registry = Registry(tmp_path / "schemas")
@@ -129,7 +129,7 @@ def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(
 def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_marker(lake_spark) -> None:  # noqa: ANN001
     """The decode appends the plan's end marker and expects it back: trailing bytes that are a
     prefix of the marker must not pass for it (the marker never repeats itself at a shift)."""
-    from kafkalake.ingest import END_MARKER_SIZE, new_end_marker
+    from kafkalake.stream.decode import END_MARKER_SIZE, new_end_marker
 
     registry = Registry(get_settings().schemas_dir)
     plan = decode_plan(registry, "fridge")
@@ -150,7 +150,7 @@ def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark
     must be the very ones the string ``dt`` names, a null timestamp's included."""
     from pyspark.sql import functions as F
 
-    from kafkalake.ingest import NULL_PARTITION, hour_columns
+    from kafkalake.stream.decode import NULL_PARTITION, hour_columns
 
     stamps = [0, -1, 1_764_470_000_123_456, 86_400_000_000 * 20_000]
     frame = lake_spark.createDataFrame([(m,) for m in stamps], "m long").select(F.timestamp_micros("m").alias("timestamp"))
@@ -187,7 +187,7 @@ def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spa
     TRAILING_BYTES, TRUNCATED and CORRUPT bodies of each version."""
     import json
 
-    from kafkalake.producer import FramedEncoder
+    from kafkalake.wire.encoder import FramedEncoder
 
     v1_fields, v2_fields = EVOLUTIONS[evolution]
     registry = Registry(tmp_path / "schemas")

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from kafkalake import kafka_local
 from kafkalake.config import Settings
-from kafkalake.topics import create_topic, topic_config
+from kafkalake.kafka.topics import create_topic, topic_config
+from kafkalake.platform import local_kafka as kafka_local
 from tests.conftest import consume_all
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,10 @@ from collections import Counter, defaultdict
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.registry import Registry
-from kafkalake.topics import topic_config
-from kafkalake.wire import DecodeError, Decoder
+from kafkalake.kafka.topics import topic_config
+from kafkalake.schema.registry import Registry
+from kafkalake.wire.decoder import Decoder
+from kafkalake.wire.framing import DecodeError
 from tests.conftest import consume_all, make_settings, run_cli
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.registry import Registry
+from kafkalake.schema.registry import Registry
 from tests.conftest import make_settings, run_cli
 from tests.integration.lake_helpers import wait_for
 
@@ -104,7 +104,9 @@ class _Producer(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from kafkalake.producer import FramedEncoder, FridgeFleet, make_producer
+        from kafkalake.produce.fleet import FridgeFleet
+        from kafkalake.produce.producer import make_producer
+        from kafkalake.wire.encoder import FramedEncoder
 
         version = Registry(self.settings.schemas_dir).get("fridge", self.version)
         encoder = FramedEncoder.for_version(version)
@@ -124,12 +126,12 @@ class _Producer(threading.Thread):
 
 
 def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None:
-    from kafkalake.airflow_local import airflow_env, dag_run_state
-    from kafkalake.lake import read_table_arrow
-    from kafkalake.landing import read_landing
-    from kafkalake.stream_status import read_status
-    from kafkalake.streams import get_stream, stream_paths
-    from kafkalake.topics import create_topic
+    from kafkalake.kafka.topics import create_topic
+    from kafkalake.lake.landing import read_landing
+    from kafkalake.lake.read import read_table_arrow
+    from kafkalake.platform.local_airflow import airflow_env, dag_run_state
+    from kafkalake.stream.config import get_stream, stream_paths
+    from kafkalake.stream.status import read_status
 
     topic = f"rollout-{uuid.uuid4().hex[:8]}"
     (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [
@@ -200,7 +202,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         assert read_landing(sink, zone="quarantine").num_rows == 0
 
         # issue 4: pausing the supervisor DAG (the real scheduler's view) stops the stream
-        from kafkalake.processes import pid_alive
+        from kafkalake.platform.processes import pid_alive
 
         assert _airflow(env, "dags", "pause", "stream_fridge").returncode == 0
         wait_for("the stream to stop after the DAG was paused",

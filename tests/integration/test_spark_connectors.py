@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.spark_submit import run_job
-from kafkalake.topics import create_topic
+from kafkalake.kafka.topics import create_topic
+from kafkalake.spark.submit import run_job
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import json
 import os
 import signal
@@ -18,15 +16,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.landing import read_landing
-from kafkalake.stream_status import read_status
-from kafkalake.streams import get_stream, stream_paths
-from kafkalake.topics import TopicError, create_topic
+from kafkalake.kafka.topics import TopicError, create_topic
+from kafkalake.lake.landing import read_landing
+from kafkalake.stream.config import get_stream, stream_paths
+from kafkalake.stream.status import read_status
 from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
@@ -96,7 +95,7 @@ def test_missing_topic_fails_check_with_the_command_to_create_it(
     kafka: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kafkalake.airflow.hooks.kafka_topics import KafkaTopicsHook
-    from kafkalake.airflow_local import kafka_connection
+    from kafkalake.platform.local_airflow import kafka_connection
 
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(kafka_connection(kafka)))
     topic = f"present-{uuid.uuid4().hex[:8]}"
@@ -116,7 +115,8 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
     import psutil
     from airflow.sdk.exceptions import AirflowException
 
-    from kafkalake.airflow.sensors.stream_health import StreamHealthSensor, driver_processes
+    from kafkalake.airflow.sensors.stream_health import StreamHealthSensor
+    from kafkalake.stream.driver import driver_processes
 
     name = "stall"
     topic = f"stall-{uuid.uuid4().hex[:8]}"

@@ -15,12 +15,13 @@ from typing import Iterator
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.landing import committed_files, read_landing
-from kafkalake.registry import Registry
-from kafkalake.stream_status import read_status
-from kafkalake.streams import get_stream, stream_paths
-from kafkalake.topics import create_topic
-from kafkalake.wire import DecodeError, Decoder
+from kafkalake.kafka.topics import create_topic
+from kafkalake.lake.landing import committed_files, read_landing
+from kafkalake.schema.registry import Registry
+from kafkalake.stream.config import get_stream, stream_paths
+from kafkalake.stream.status import read_status
+from kafkalake.wire.decoder import Decoder
+from kafkalake.wire.framing import DecodeError
 from tests.conftest import cli_env, consume_all, run_cli
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def spark(platform_settings: Settings) -> Iterator[object]:
 
     from pyspark.sql import SparkSession
 
-    from kafkalake import jvm
+    from kafkalake.spark import jvm
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its __del__ logs after pytest closed stderr
     session = (
@@ -226,7 +227,7 @@ def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_pat
 
 
 def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
-    from kafkalake.topics import delete_records_before, latest_offsets
+    from kafkalake.kafka.topics import delete_records_before, latest_offsets
 
     topic = f"loss-{uuid.uuid4().hex[:8]}"
     settings = _stream_settings(kafka, tmp_path, "loss", topic)

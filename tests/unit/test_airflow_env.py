@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kafkalake.airflow_local import airflow_env
 from kafkalake.config import Settings
+from kafkalake.platform.local_airflow import airflow_env
 
 
 def _settings(tmp_path: Path, **env: str) -> Settings:

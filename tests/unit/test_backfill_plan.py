@@ -6,10 +6,22 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kafkalake.backfill import (BackfillError, BackfillRequest, check_cover, hour_ranges, incomplete_hours,
-                                kafka_fingerprint, open_hours, output_files, parse_offsets, parse_request, records_in,
-                                refuse_open, summary_lines)
-from kafkalake.lake import Hour
+from kafkalake.backfill.request import (
+    BackfillError,
+    BackfillRequest,
+    check_cover,
+    hour_ranges,
+    incomplete_hours,
+    kafka_fingerprint,
+    open_hours,
+    output_files,
+    parse_offsets,
+    parse_request,
+    records_in,
+    refuse_open,
+)
+from kafkalake.backfill.verify import summary_lines
+from kafkalake.lake.tables import Hour
 
 UTC = timezone.utc
 

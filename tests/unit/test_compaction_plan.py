@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake import compaction_report
-from kafkalake.compaction import dag_job_args, plan_table
+from kafkalake.compaction import report as compaction_report
+from kafkalake.compaction.plan import plan_table
+from kafkalake.compaction.run import dag_job_args
 from kafkalake.config import Settings
-from kafkalake.lake import Hour, LakeError, resolve_table
-from kafkalake.lakegen import generate_landing, hours_before
-from kafkalake.streams import StreamConfigError
+from kafkalake.lake.tables import Hour, LakeError, resolve_table
+from kafkalake.stream.config import StreamConfigError
+from kafkalake.testing.lakegen import generate_landing, hours_before
 
 
 def _settings(tmp_path: Path, **compaction: object) -> Settings:
@@ -115,7 +116,8 @@ def test_report_summary_and_png(tmp_path: Path) -> None:
 
 
 def test_the_all_tables_run_skips_a_stream_that_never_started_and_a_named_one_says_why(tmp_path: Path) -> None:
-    from kafkalake.compaction import StreamNotStarted, run_compaction
+    from kafkalake.compaction.run import run_compaction
+    from kafkalake.stream.watermark import StreamNotStarted
 
     settings = _settings(tmp_path)
     _stream, paths = resolve_table(settings, "fr")

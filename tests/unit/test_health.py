@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kafkalake.health import Action, Thresholds, assess, iso_to_epoch, started_in_run
+from kafkalake.stream.health import Action, Thresholds, assess, iso_to_epoch, started_in_run
 
 T0 = 1_800_000_000.0  # an epoch second, well after the stamps below are parseable
 THRESHOLDS = Thresholds(max_idle_triggers=3, max_lag=1_000, trigger_seconds=5.0, startup_grace=60.0)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake import jvm
 from kafkalake.config import Settings, get_settings
 from kafkalake.errors import SetupError
+from kafkalake.spark import jvm
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from kafkalake.kafka_local import _new_cluster_id
+from kafkalake.platform.local_kafka import _new_cluster_id
 
 
 def test_cluster_ids_never_start_with_a_dash() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kafkalake.landing import committed_entries, committed_files
+from kafkalake.lake.landing import committed_entries, committed_files
 
 
 def _log(path: Path, *entries: dict) -> None:
@@ -55,8 +55,9 @@ def test_the_arrow_read_path_takes_int96_and_micros_timestamps_side_by_side(tmp_
     import pyarrow.parquet as pq
 
     from kafkalake.config import Settings
-    from kafkalake.lake import read_table_arrow, resolve_table
-    from kafkalake.lakegen import generate_landing, hours_before
+    from kafkalake.lake.read import read_table_arrow
+    from kafkalake.lake.tables import resolve_table
+    from kafkalake.testing.lakegen import generate_landing, hours_before
 
     (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]}))
     settings = Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),

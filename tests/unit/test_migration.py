@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 
 from kafkalake.config import Settings
-from kafkalake.migration import MigrationError, check, lake_row_counts, parse_request, register, roll_streams, validate
-from kafkalake.registry import Compatibility, Registry
+from kafkalake.migration.rollout import (
+    MigrationError,
+    check,
+    lake_row_counts,
+    parse_request,
+    register,
+    roll_streams,
+    validate,
+)
+from kafkalake.schema.model import Compatibility
+from kafkalake.schema.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 V1 = (REPO / "schemas" / "fridge" / "v1.avsc").read_text()

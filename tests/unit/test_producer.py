@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kafkalake.producer import (
-    GARBAGE_KINDS,
-    FramedEncoder,
-    FridgeFleet,
-    ProduceError,
-    ProduceReport,
-    expected_garbage,
-    fleet_from_registry,
-)
-from kafkalake.registry import Registry
-from kafkalake.wire import DecodeError, Decoder, encode
+from kafkalake.produce.fleet import GARBAGE_KINDS, FridgeFleet, expected_garbage, fleet_from_registry
+from kafkalake.produce.producer import ProduceError, ProduceReport
+from kafkalake.schema.registry import Registry
+from kafkalake.wire.decoder import Decoder
+from kafkalake.wire.encoder import FramedEncoder, encode
+from kafkalake.wire.framing import DecodeError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kafkalake.registry import (
-    INDEX_FILE,
-    Compatibility,
-    IncompatibleSchemaError,
-    Registry,
-    SchemaError,
-    SchemaNotFoundError,
-    default_problems,
-    validate_schema_text,
-)
-from kafkalake.schema_cli import schema_app
+from kafkalake.cli.schema import schema_app
+from kafkalake.schema.model import Compatibility, IncompatibleSchemaError, SchemaError, SchemaNotFoundError
+from kafkalake.schema.registry import INDEX_FILE, Registry
+from kafkalake.schema.validation import default_problems, validate_schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "schemas"

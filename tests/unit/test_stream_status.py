@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kafkalake.stream_status import progress_summary
+from kafkalake.stream.status import progress_summary
 
 
 def progress(**fields: Any) -> dict[str, Any]:

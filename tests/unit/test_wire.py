@@ -17,20 +17,12 @@ from fastavro.utils import generate_many
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafkalake.registry import Compatibility, Registry, SchemaVersion
-from kafkalake.wire import (
-    HEADER_SIZE,
-    MAGIC,
-    MAX_ZERO_WIDTH_ITEMS,
-    Decoder,
-    DecodeError,
-    DecodeReason,
-    EncodeError,
-    encode,
-    encode_body,
-    frame,
-    parse_header,
-)
+from kafkalake.schema.model import Compatibility, SchemaVersion
+from kafkalake.schema.registry import Registry
+from kafkalake.wire.decoder import Decoder
+from kafkalake.wire.encoder import encode, encode_body
+from kafkalake.wire.framing import HEADER_SIZE, MAGIC, DecodeError, DecodeReason, EncodeError, frame, parse_header
+from kafkalake.wire.scanner import MAX_ZERO_WIDTH_ITEMS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 
-from kafkalake.topics import list_offsets
+from kafkalake.kafka.topics import list_offsets
 
 
 class KafkaTopicsHook(KafkaAdminClientHook):
@@ -31,8 +31,8 @@ class KafkaTopicsHook(KafkaAdminClientHook):
         Returns ``{"end_offsets": {...}, "backlog": N}`` (backlog None before the first batch).
         """
         from kafkalake.config import get_settings
-        from kafkalake.stream_job import checkpoint_resume_offsets
-        from kafkalake.streams import get_stream, stream_paths
+        from kafkalake.stream.checkpoint import checkpoint_resume_offsets
+        from kafkalake.stream.config import get_stream, stream_paths
 
         settings = get_settings()
         stream = get_stream(settings, stream_name)

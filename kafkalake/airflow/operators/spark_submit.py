@@ -29,9 +29,9 @@ class KafkalakeSparkSubmitOperator(SparkSubmitOperator):
         self.job = job
 
     def execute(self, context: Context) -> None:
-        from kafkalake import jvm
         from kafkalake.config import get_settings
-        from kafkalake.spark_submit import job_conf, job_env, job_path
+        from kafkalake.spark import jvm
+        from kafkalake.spark.submit import job_conf, job_env, job_path
 
         settings = get_settings()
         # an optional flag that Jinja rendered as "" must not reach the job as an argument;

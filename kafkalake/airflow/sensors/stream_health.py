@@ -19,7 +19,6 @@ The driver is identified by the ``pid`` in the status file and checked to be a
 
 from __future__ import annotations
 
-import signal
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
@@ -27,15 +26,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
 
-from kafkalake.health import Action, Thresholds
+from kafkalake.stream.driver import driver_processes, terminate_driver
+from kafkalake.stream.health import Action, Thresholds
 
 if TYPE_CHECKING:
-    import psutil
     from airflow.sdk import Context
 
 #: A supervisor watches a job that runs for months: the sensor itself never times out.
 FOREVER = timedelta(days=3650)
-SPARK_SUBMIT_CLASS = "org.apache.spark.deploy.SparkSubmit"
 
 
 class StreamHealthSensor(BaseSensorOperator):
@@ -85,9 +83,9 @@ class StreamHealthSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         from kafkalake.config import get_settings
-        from kafkalake.health import assess
-        from kafkalake.stream_status import read_status
-        from kafkalake.streams import get_stream, stream_paths
+        from kafkalake.stream.config import get_stream, stream_paths
+        from kafkalake.stream.health import assess
+        from kafkalake.stream.status import read_status
 
         settings = get_settings()
         stream = get_stream(settings, self.stream)
@@ -119,7 +117,7 @@ class StreamHealthSensor(BaseSensorOperator):
         if verdict.action is Action.YIELD:
             raise AirflowRescheduleException(reschedule_date=_utc(now + self.yield_seconds))
         if verdict.action is Action.RESTART:
-            from kafkalake.stream_job import request_stop
+            from kafkalake.stream.driver import request_stop
 
             if driver:  # (with no driver, a stop file could stop the next one as it starts)
                 request_stop(settings, stream)  # honoured at a batch boundary if the driver is only slow
@@ -148,8 +146,8 @@ class StreamHealthSensor(BaseSensorOperator):
         The driver then reports ``stopped``, the sensor succeeds, the run ends, and a paused
         ``@continuous`` DAG starts no new run.
         """
-        from kafkalake.stream_job import request_stop
-        from kafkalake.streams import stream_paths
+        from kafkalake.stream.config import stream_paths
+        from kafkalake.stream.driver import request_stop
 
         if not stream_paths(settings, stream).stop_file.exists():
             request_stop(settings, stream)
@@ -189,78 +187,3 @@ def _utc(epoch: float):  # noqa: ANN202 (datetime)
     from datetime import datetime, timezone
 
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
-def _alive(proc: psutil.Process) -> bool:
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def driver_processes(doc: dict[str, Any] | None, stream: str) -> list[psutil.Process]:
-    """The live processes of the stream's driver named by a status document, or [].
-
-    The status ``pid`` is the Python driver (``spark_jobs/stream_ingest.py <stream>``); in
-    client/local mode its parent is the spark-submit JVM that holds the queries, and that
-    JVM's children are the Python workers. A pid that is not such a driver (the file is
-    stale and the pid was reused) yields [].
-    """
-    import psutil
-
-    pid = (doc or {}).get("pid")
-    if not isinstance(pid, int):
-        return []
-    try:
-        proc = psutil.Process(pid)
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return []
-    is_driver = any(part.endswith("stream_ingest.py") for part in cmdline) and stream in cmdline
-    if not is_driver or not _alive(proc):
-        return []
-    procs = [proc]
-    try:
-        parent = proc.parent()
-        if parent is not None and SPARK_SUBMIT_CLASS in parent.cmdline():
-            procs.append(parent)
-            procs += [p for p in parent.children(recursive=True) if p.pid != proc.pid]
-        else:
-            procs += proc.children(recursive=True)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        pass
-    return [p for p in procs if _alive(p)]  # a JVM's short-lived children may be zombies
-
-
-def terminate_driver(procs: list[psutil.Process], *, grace: float, log: Any = None) -> list[int]:
-    """SIGTERM (then SIGCONT, so a stopped process handles it), SIGKILL after ``grace`` s.
-
-    Returns the pids signalled. Zombies (dead, not yet reaped by their parent) count as gone.
-    """
-    import psutil
-
-    signalled = []
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.send_signal(signal.SIGCONT)
-            signalled.append(proc.pid)
-        except psutil.NoSuchProcess:
-            continue
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in procs):
-        time.sleep(0.2)
-    left = [p for p in procs if _alive(p)]
-    for proc in left:
-        if log is not None:
-            log.warning("pid %d survived SIGTERM for %.0fs: SIGKILL", proc.pid, grace)
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in left):
-        time.sleep(0.2)
-    return signalled

@@ -1,0 +1,44 @@
+"""What the DAG files share: table choices, param patterns, failing a task without retries.
+
+Cheap to import at DAG parse time (no Spark, no Kafka client); the task bodies import the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Iterator
+
+from kafkalake.config import Settings, get_settings
+from kafkalake.lake.tables import HOUR_PATTERN, table_names
+from kafkalake.schema.model import SUBJECT_PATTERN, Compatibility
+from kafkalake.stream.config import load_streams
+
+if TYPE_CHECKING:
+    from kafkalake.errors import KafkalakeError
+
+#: the compatibility modes a migration may override the subject's with (the trigger form's enum)
+COMPATIBILITY_MODES = [mode.value for mode in Compatibility]
+
+__all__ = ["COMPATIBILITY_MODES", "HOUR_PATTERN", "SUBJECT_PATTERN", "fail_without_retry", "table_choices"]
+
+
+def table_choices(settings: Settings | None = None) -> list[str]:
+    """Every table of the declared streams (``fridge``, ``fridge.avro``): a DAG's table enum."""
+    settings = settings or get_settings()
+    return table_names(load_streams(settings.streams_file).values())
+
+
+@contextlib.contextmanager
+def fail_without_retry(
+    prefix: str = "", *, errors: tuple[type[KafkalakeError], ...] | None = None
+) -> Iterator[None]:
+    """Turn ``errors`` (default: any :class:`KafkalakeError`: bad params, a refused request) into a
+    task failure that Airflow does not retry: the same input would be refused again."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from kafkalake.errors import KafkalakeError
+
+    try:
+        yield
+    except errors or (KafkalakeError,) as exc:
+        raise AirflowFailException(f"{prefix}{exc}") from None

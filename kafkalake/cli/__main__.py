@@ -1,0 +1,5 @@
+"""``python -m kafkalake.cli``: the same command as ``kafkalake``."""
+
+from kafkalake.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""``kafkalake compact`` and ``backfill``: jobs that rewrite hours of the lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from kafkalake.cli.app import _say, _settings, app
+
+
+@app.command("compact")
+def compact(
+    tables: Optional[List[str]] = typer.Argument(None, help="tables (stream names; name.avro for an Avro sink); default all"),
+    first: Optional[str] = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
+    last: Optional[str] = typer.Option(None, "--to", help="last hour (inclusive)"),
+    target_mb: Optional[int] = typer.Option(None, "--target-mb", min=1, help="target output file size in MiB"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, change nothing"),
+    closed_before: Optional[str] = typer.Option(None, "--closed-before", help="only hours ending before this (ISO)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (a PNG histogram goes beside it)"),
+) -> None:
+    """Compact closed landing hours into the lake zone (spark_jobs/compact.py), verified and atomic."""
+    import time as _time
+
+    from kafkalake.compaction import report as compaction_report
+    from kafkalake.compaction.run import report_dir
+    from kafkalake.lake.tables import Hour
+    from kafkalake.spark.submit import run_job
+
+    settings = _settings()
+    for value in (first, last):
+        if value:
+            Hour.parse(value)  # a clear error before Spark starts
+    report = report or report_dir(settings) / f"{_time.strftime('%Y%m%dT%H%M%S')}.json"
+    args = [*(tables or []), "--report", str(report)]
+    args += ["--from", first] if first else []
+    args += ["--to", last] if last else []
+    args += ["--target-mb", str(target_mb)] if target_mb else []
+    args += ["--closed-before", closed_before] if closed_before else []
+    args += ["--dry-run"] if dry_run else []
+    result = run_job(settings, "compact", args)
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
+    run = compaction_report.load(report)
+    for line in compaction_report.summary_lines(run):
+        _say(line)
+    if not dry_run:
+        _say(f"report: {report}  histogram: {compaction_report.render_png(run, report.with_suffix('.png'))}")
+
+
+@app.command("backfill")
+def backfill(
+    table: str = typer.Argument(..., help="table (stream name; name.avro for an Avro sink)"),
+    start: str = typer.Option(..., "--start", help="first hour replaced, ISO on a whole hour, e.g. 2026-11-24T05:00Z"),
+    end: str = typer.Option(..., "--end", help="end of the range, exclusive (05:00Z..07:00Z = hours 05 and 06)"),
+    source: str = typer.Option("kafka", "--source", help="kafka (replay) or landing (rebuild from the landing sink)"),
+    starting_offsets: Optional[str] = typer.Option(
+        None, "--starting-offsets", help='replay by offsets: {"topic": {"0": first}} (-2 = earliest); must cover the hours'),
+    ending_offsets: Optional[str] = typer.Option(
+        None, "--ending-offsets", help='replay by offsets: {"topic": {"0": end}} exclusive (-1 = latest)'),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (hours, records per hour), change nothing"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path"),
+) -> None:
+    """Replace whole closed hours of a table from Kafka, or rebuild them from landing (spark_jobs/backfill.py)."""
+    import json as _json
+    import time as _time
+
+    from kafkalake.backfill.plan import plan_backfill
+    from kafkalake.backfill.request import parse_request, safe_name
+    from kafkalake.backfill.run import run_backfill
+    from kafkalake.backfill.verify import load_report, report_dir, summary_lines, verify_report
+    from kafkalake.spark.submit import run_job
+
+    settings = _settings()
+    request = parse_request(table, source=source, start=start, end=end,
+                            starting_offsets=starting_offsets, ending_offsets=ending_offsets)
+    if dry_run:  # the plan needs Kafka and the lake, not Spark
+        run = run_backfill(settings, request, dry_run=True, progress=_say)
+        if report:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(_json.dumps(run, indent=1))
+        for line in summary_lines(run):
+            _say(line)
+        return
+    plan_backfill(settings, request)  # a refusal is one line, before Spark starts
+    report = report or report_dir(settings) / f"{_time.strftime('%Y%m%dT%H%M%S')}-{safe_name(table)}.json"
+    result = run_job(settings, "backfill", request.job_args(report=report))
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
+    run = load_report(report)
+    for line in summary_lines(run):
+        _say(line)
+    _say(f"report: {report}")
+    for line in verify_report(settings, run):  # a mismatch raises: one line, exit 9
+        _say(line)

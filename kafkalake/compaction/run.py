@@ -1,0 +1,192 @@
+"""A compaction run over one or more tables: plan, compact, report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from kafkalake.compaction.plan import NOTHING_CLOSED, plan_table
+from kafkalake.config import Settings
+from kafkalake.lake.publish import CompactionError, Compactor, HourResult, cleanup, lock_table, recover
+from kafkalake.lake.read import read_landing_hours
+from kafkalake.lake.tables import Hour, LakeError, TablePaths, table_name
+from kafkalake.stream.config import StreamConfig
+from kafkalake.stream.watermark import StreamNotStarted, closed_before
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def compact_table(
+    spark: SparkSession | None,
+    settings: Settings,
+    stream: StreamConfig,
+    paths: TablePaths,
+    *,
+    closed_before: datetime,
+    first: Hour | None = None,
+    last: Hour | None = None,
+    target_mb: int | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Plan, and unless ``dry_run`` compact, one table. Returns the run's report (JSON-able)."""
+    from kafkalake.schema.registry import Registry
+
+    started = time.monotonic()
+    plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
+    for line in plan.describe():
+        progress(line)
+    report: dict[str, Any] = {"table": stream.name, "name": table_name(stream, paths.fmt), "format": paths.fmt, "dry_run": dry_run,
+                              "plan": [asdict(h) for h in plan.hours], "closed_before": plan.closed_before,
+                              "target_bytes": plan.target_bytes, "hours": [], "recovered": []}
+    if dry_run:
+        report["seconds"] = round(time.monotonic() - started, 3)
+        return report
+    lock = lock_table(paths)
+    try:
+        report["recovered"] = recover(paths)
+        for note in report["recovered"]:
+            progress(f"  recovered: {note}")
+        results: list[HourResult] = []
+        if plan.to_compact:
+            if spark is None:
+                raise CompactionError("compaction needs a Spark session for this plan")
+            reader_json = Registry(settings.schemas_dir).latest(stream.subject).schema_json
+            compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
+            report["run_id"] = compactor.run_id
+            items = []
+            for h in plan.to_compact:
+                hour = Hour.parse(h.hour)
+                source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
+                items.append((hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
+            results = compactor.run(items)
+            report["cleanup"] = compactor.cleanup()
+            report["phase_seconds"] = compactor.phase_seconds
+        else:
+            report["cleanup"] = cleanup(stream, paths)
+        report["hours"] = [asdict(r) for r in results]
+    finally:
+        lock.close()
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report.update(summarize(report))
+    return report
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """Totals an operator looks at: files and bytes before/after, rows, mean file size."""
+    hours = report.get("hours", [])
+    files_before = sum(h["source_files"] for h in hours)
+    files_after = sum(h["output_files"] for h in hours)
+    bytes_before = sum(h["source_bytes"] for h in hours)
+    bytes_after = sum(h["output_bytes"] for h in hours)
+    return {"totals": {
+        "hours_compacted": len(hours),
+        "hours_skipped": sum(1 for h in report.get("plan", []) if h["action"] == "skip"),
+        "files_before": files_before, "files_after": files_after,
+        "bytes_before": bytes_before, "bytes_after": bytes_after,
+        "rows": sum(h["rows"] for h in hours),
+        "mean_file_bytes_before": bytes_before / files_before if files_before else 0,
+        "mean_file_bytes_after": bytes_after / files_after if files_after else 0,
+    }}
+
+
+def report_dir(settings: Settings) -> Path:
+    return settings.state_dir / "reports" / "compaction"
+
+
+def run_compaction(
+    settings: Settings,
+    tables: list[str] | None,
+    *,
+    first: Hour | None = None,
+    last: Hour | None = None,
+    target_mb: int | None = None,
+    dry_run: bool = False,
+    closed_before_limit: datetime | None = None,
+    spark_factory: Callable[[], SparkSession] | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Compact the named tables (``name`` or ``name.avro``; all when empty): the job's body.
+
+    Spark starts only when some hour needs work, so a dry run or a no-op run stays cheap.
+    """
+    from kafkalake.lake.tables import all_tables, resolve_table
+
+    if first and last and last < first:
+        raise LakeError(f"hour range is empty: {last.key} is before {first.key}")
+    chosen = [resolve_table(settings, t) for t in tables] if tables else all_tables(settings)
+    started = time.monotonic()
+    out: dict[str, Any] = {"dry_run": dry_run, "tables": [], "started_at": time.time()}
+    spark = None
+    for stream, paths in chosen:
+        try:
+            cutoff = closed_before(settings, stream, paths, limit=closed_before_limit)
+        except StreamNotStarted as exc:
+            if tables:  # named on purpose: say why nothing can happen
+                raise
+            # "all" (the hourly run): a stream that has not started yet has nothing closed;
+            # it must not fail the run for the tables that have
+            progress(f"{paths.name} ({paths.fmt}): skipped: {exc}")
+            cutoff = NOTHING_CLOSED
+        plan = plan_table(stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb)
+        if plan.to_compact and not dry_run and spark is None:
+            if spark_factory is None:
+                raise CompactionError("no Spark session factory given")
+            spark = spark_factory()
+        out["tables"].append(compact_table(
+            spark, settings, stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb,
+            dry_run=dry_run, progress=progress,
+        ))
+    out["seconds"] = round(time.monotonic() - started, 3)
+    return out
+
+
+def dag_job_args(
+    settings: Settings,
+    params: dict[str, Any],
+    *,
+    run_id: str,
+    run_type: Any,
+    interval: tuple[datetime | None, datetime | None] = (None, None),
+) -> dict[str, Any]:
+    """The compaction DAG's params -> the job's arguments and report path, validated.
+
+    Hours come from the params; else a backfill run (``airflow backfill create``) covers its
+    data interval; else (scheduled, manual) every closed hour — each run is idempotent, so a
+    scheduled run also catches up anything an earlier one missed.
+    """
+    import re
+
+    from kafkalake.lake.tables import resolve_table
+
+    # the Task SDK hands over its own DagRunType enum, whose str() is "DagRunType.BACKFILL"
+    run_type = str(getattr(run_type, "value", run_type))
+    table = str(params.get("table") or "all")
+    tables = [] if table == "all" else [table]
+    for name in tables:
+        resolve_table(settings, name)  # unknown table / format: one clear line
+    first = Hour.parse(params["hour_from"]) if params.get("hour_from") else None
+    last = Hour.parse(params["hour_to"]) if params.get("hour_to") else None
+    if first is None and last is None and run_type == "backfill" and interval[0] and interval[1]:
+        first = Hour.of(interval[0])
+        last = Hour.of(interval[1] - timedelta(hours=1))
+        if last < first:
+            last = first
+    if first and last and last < first:
+        raise LakeError(f"hour_to {last.key} is before hour_from {first.key}")
+    target = params.get("target_mb")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 1):
+        raise LakeError(f"target_mb must be a whole number of MiB >= 1, not {target!r}")
+    safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
+    report = report_dir(settings) / f"{safe_run}.json"
+    args = [*tables, "--report", str(report)]
+    args += ["--from", first.start.isoformat()] if first else []
+    args += ["--to", last.start.isoformat()] if last else []
+    args += ["--target-mb", str(target)] if target else []
+    args += ["--dry-run"] if params.get("dry_run") else []
+    return {"args": args, "report": str(report), "tables": tables or "all",
+            "hours": [first.key if first else None, last.key if last else None]}

@@ -1,0 +1,250 @@
+"""The fridge-fleet scenario end to end, for `make demo` (after `kafkalake up`).
+
+1. create the stream's topic (LogAppendTime), 2. unpause the `stream_<name>` supervisor DAG so
+Airflow starts the Spark job, 3. run the fleet simulator (30 % of the devices stay on schema v1,
+a little garbage mixed in), 4. wait until the landing zone has every valid record, 5. print
+where the data landed, the per-version row counts and `kafkalake status`; 6. compaction: the
+fleet's offline backlog (three past hours, replayed with the devices' own timestamps) goes
+through the ``fridge_backlog`` stream in many small files, then ``kafkalake compact`` merges
+the closed hours and prints files before -> after.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from kafkalake.config import Settings
+from kafkalake.errors import ServiceError
+from kafkalake.kafka.topics import create_topic
+from kafkalake.lake.landing import read_landing
+from kafkalake.platform.local_airflow import airflow_env, dag_run_state
+from kafkalake.produce.fleet import fleet_from_registry
+from kafkalake.produce.producer import produce_parallel
+from kafkalake.schema.registry import Registry
+from kafkalake.stream.config import get_stream, stream_paths
+
+WAIT_S = 600.0
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    stream_name: str = "fridge",
+    records: int = 50_000,
+    garbage: float = 0.01,
+    say: Callable[[str], None] = print,
+) -> int:
+    stream = get_stream(settings, stream_name)
+    paths = stream_paths(settings, stream)
+    for topic in stream.topics:
+        created = create_topic(settings.bootstrap_servers, topic)
+        say(f"topic {topic}: {'created' if created else 'exists'} (LogAppendTime)")
+
+    dag_id = f"stream_{stream.name}"
+    env = airflow_env(settings)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    result = subprocess.run([airflow, "dags", "unpause", dag_id], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServiceError(f"cannot unpause {dag_id}: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    say(f"airflow: {dag_id} unpaused — it starts spark_jobs/stream_ingest.py and keeps it running")
+
+    before = _landed(paths.landing[stream.sink_formats[0]])
+    fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200,
+                                v1_fraction=0.3, garbage_fraction=garbage)
+    latest = fleet.v2.schema_id != fleet.v1.schema_id
+    say(f"==> fleet: {records:,} records from 200 fridges ("
+        + ("60 still on schema v1, the rest on the latest version" if latest else "all on schema v1: v2 is not registered yet")
+        + f"), {garbage:.0%} malformed on purpose")
+    report = produce_parallel(
+        bootstrap_servers=settings.bootstrap_servers, topic=stream.topics[0],
+        shard_messages=lambda shard, shards: fleet.messages(records, shard=shard, shards=shards), workers=1,
+    )
+    report.raise_for_loss(stream.topics[0])
+    say(f"produced {report.produced:,} in {report.seconds:.1f}s ({report.garbage:,} malformed); waiting for the landing zone")
+
+    sink = paths.landing[stream.sink_formats[0]]
+    deadline = time.monotonic() + WAIT_S
+    last_say = 0.0
+    while True:
+        landed = _landed(sink) - before
+        if landed >= records:
+            break
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"only {landed:,} of {records:,} records landed in {WAIT_S:.0f}s: check the {dag_id} DAG in the "
+                f"Airflow UI and {paths.status_file}"
+            )
+        if time.monotonic() - last_say > 10:
+            last_say = time.monotonic()
+            say(f"    ... {landed:,} of {records:,} landed")
+        time.sleep(2)
+
+    table = read_landing(sink, columns=["schema_version"])
+    counts = table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist()
+    quarantined = read_landing(sink, zone="quarantine", columns=["reason"]).num_rows
+    say("")
+    say(f"landing zone: {sink}")
+    say("  zone=landing rows by schema version: "
+        + ", ".join(f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c['schema_version'])))
+    say(f"  zone=quarantine rows: {quarantined:,} (raw bytes + reason code)")
+    say(f"  read it: spark.read.parquet('{sink}').where(\"zone = 'landing'\")")
+    say(f"status file: {paths.status_file}")
+    return 0
+
+
+def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlog", per_hour: int = 20_000,
+                        say: Callable[[str], None] = print) -> dict:
+    """Backlog of three past hours -> small landing files -> ``kafkalake compact`` -> report."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from kafkalake.compaction import report as compaction_report
+    from kafkalake.compaction.run import report_dir
+    from kafkalake.lake.tables import Hour, table_names
+    from kafkalake.produce.producer import produce_timed
+    from kafkalake.spark.submit import run_job, stream_conf
+
+    stream = get_stream(settings, stream_name)
+    topic = stream.topics[0]
+    created = create_topic(settings.bootstrap_servers, topic, config={"message.timestamp.type": "CreateTime"})
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hours = [Hour.of(now - timedelta(hours=h)) for h in (4, 3, 2)]
+    if created:
+        fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200, v1_fraction=0.3)
+        say(f"==> backlog: {per_hour * 3:,} buffered readings for {hours[0].key}..{hours[-1].key} -> {topic} (CreateTime)")
+        produce_timed(settings.bootstrap_servers, topic, (
+            (key, value, (hours[i // per_hour].start + timedelta(seconds=3600 * (i % per_hour) / per_hour)).timestamp())
+            for i, (key, value, _sid, _kind) in enumerate(fleet.messages(per_hour * 3))
+        ))
+    say(f"==> stream {stream.name}: --available-now, max_offsets_per_trigger={stream.max_offsets_per_trigger} "
+        "(small files on purpose: the seed's 'files too small' problem)")
+    result = run_job(settings, "stream_ingest", [stream.name, "--available-now"], conf=stream_conf(stream))
+    if result.returncode != 0:
+        raise ServiceError(f"stream {stream.name} failed (exit {result.returncode}); see the output above")
+    report = report_dir(settings) / f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    tables = table_names([stream])
+    say(f"==> kafkalake compact {' '.join(tables)}")
+    result = run_job(settings, "compact", [*tables, "--report", str(report)])
+    if result.returncode != 0:
+        raise ServiceError(f"compaction failed (exit {result.returncode}); see the output above")
+    run = json.loads(report.read_text())
+    say("")
+    for line in compaction_report.summary_lines(run):
+        say(line)
+    say(f"report: {report}")
+    say(f"histogram: {compaction_report.render_png(run, report.with_suffix('.png'))}")
+    say(f"read it: kafkalake.lake.read_table(spark, {stream.name!r})  (lake hours + landing hours not yet compacted)")
+    return run
+
+
+def _landed(sink: Path) -> int:
+    try:
+        return read_landing(sink, columns=["schema_id"]).num_rows
+    except (OSError, ValueError):
+        return 0
+
+
+def seed_demo_registry(settings: Settings, say: Callable[[str], None] = print) -> bool:
+    """A registry for the demo with the first version of each subject only, so the demo can
+    roll v1 -> v2 out live (the git registry already has v2). True if it was created now."""
+    if (settings.schemas_dir / "_registry.json").exists():
+        return False
+    source = Registry(settings.home / "schemas")
+    target = Registry(settings.schemas_dir)
+    for subject in source.subjects():
+        target.register(subject, source.get(subject, 1).schema_json)
+    say(f"demo registry: {settings.schemas_dir} (v1 of {', '.join(source.subjects())}; the rollout registers v2)")
+    return True
+
+
+def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds: float = 20.0, rate: int = 500,
+                     say: Callable[[str], None] = print) -> dict:
+    """The seed's fridge rollout under live traffic: v1 fridges keep sending while the
+    schema_migration DAG registers v2 and rolls the stream; then new fridges send v2."""
+    import json
+    import threading
+    import uuid
+
+    from kafkalake.lake.read import read_table_arrow
+    from kafkalake.produce.fleet import FridgeFleet
+    from kafkalake.produce.producer import make_producer
+    from kafkalake.wire.encoder import FramedEncoder
+
+    stream = get_stream(settings, stream_name)
+    registry = Registry(settings.schemas_dir)
+    v2_text = (settings.home / "schemas" / stream.subject / "v2.avsc").read_text()
+    if registry.latest(stream.subject).version >= 2:
+        say(f"rollout: {stream.subject} is already at v{registry.latest(stream.subject).version} in "
+            f"{settings.schemas_dir}; the schema_migration DAG would be a no-op")
+    env = airflow_env(settings)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    stop = threading.Event()
+    sent = {1: 0, 2: 0}
+
+    def produce(version: int) -> None:
+        encoder = FramedEncoder.for_version(registry.get(stream.subject, version))
+        fleet = FridgeFleet(v1=encoder, v2=encoder, devices=60 if version == 1 else 140,
+                            v1_fraction=1.0 if version == 1 else 0.0, seed=version)
+        producer = make_producer(settings.bootstrap_servers)
+        records = fleet.messages(100_000_000)
+        while not stop.is_set():
+            tick = time.monotonic()
+            for _ in range(rate // 10):
+                key, value, _sid, _kind = next(records)
+                producer.produce(stream.topics[0], value=value, key=key)
+            sent[version] += rate // 10
+            producer.poll(0)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+        producer.flush(60)
+
+    before = read_table_arrow(stream.name, settings=settings).num_rows
+    threads = [threading.Thread(target=produce, args=(1,), daemon=True)]
+    threads[0].start()
+    say(f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls {stream.name}")
+    run_id = f"demo_rollout_{uuid.uuid4().hex[:6]}"
+    for args in (["dags", "unpause", "schema_migration"],
+                 ["dags", "trigger", "schema_migration", "--run-id", run_id,
+                  "-c", json.dumps({"subject": stream.subject, "schema": v2_text})]):
+        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            stop.set()
+            raise ServiceError(f"`airflow {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()[-300:]}")
+    deadline = time.monotonic() + WAIT_S
+    state = None
+    while state not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            stop.set()
+            raise ServiceError(f"schema_migration run {run_id} did not finish in {WAIT_S:.0f}s: see the Airflow UI")
+        time.sleep(5)
+        state = dag_run_state(env, "schema_migration", run_id)
+        say(f"    ... schema_migration {run_id}: {state or 'queued'}")
+    if state != "success":
+        stop.set()
+        raise ServiceError(f"schema_migration run {run_id} failed: see its task logs in the Airflow UI")
+    threads.append(threading.Thread(target=produce, args=(2,), daemon=True))
+    threads[1].start()
+    say(f"==> 140 new fridges now send v2 (with temperature) for {seconds:.0f}s, the old ones still v1")
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    expected = before + sent[1] + sent[2]
+    deadline = time.monotonic() + WAIT_S
+    while (table := read_table_arrow(stream.name, settings=settings)).num_rows < expected:
+        if time.monotonic() > deadline:
+            raise ServiceError(f"only {table.num_rows:,} of {expected:,} rows in {stream.name}: see `kafkalake status`")
+        time.sleep(2)
+    counts = table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist()
+    with_temp = table.filter(table["temperature"].is_valid()).num_rows if "temperature" in table.column_names else 0
+    say("")
+    say(f"table {stream.name} (read_table: lake hours + landing hours not yet compacted): {table.num_rows:,} rows, "
+        f"= {before:,} before + {sent[1] + sent[2]:,} sent during the rollout, nothing lost")
+    say("  schema: " + ", ".join(f"{f.name}:{f.type}" for f in table.schema))
+    say("  rows by writer version: " + ", ".join(
+        f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c["schema_version"])))
+    say(f"  rows with a temperature: {with_temp:,} (v1 rows read it as null)")
+    return {"rows": table.num_rows, "by_version": counts}

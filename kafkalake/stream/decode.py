@@ -1,0 +1,310 @@
+"""Kafka rows -> table rows and quarantine rows: THE decode path (ARCHITECTURE invariants 1-3).
+
+Streaming ingest, backfill and migration all call :func:`decode`. It runs entirely in the
+JVM: Spark's ``from_avro`` takes ``jsonFormatSchema`` as the *writer* schema and the option
+``avroSchema`` as the *reader* schema, and resolves one writer per call. So every row is
+routed by the schema id in its Confluent header to the ``from_avro`` of its own writer
+version, with the subject's latest version as reader. The routing is a CASE per version in
+one projection rather than a filter + union per version: a union would scan the Kafka batch
+once per branch. A good row is decoded once: the body with an end marker appended, which the
+decode must read back intact (:func:`_checked`).
+
+A row that cannot be decoded is never dropped: it becomes a quarantine row (raw key/value,
+topic/partition/offset/timestamp, reason code). Reason codes are those of the Python decoder
+(:class:`kafkalake.wire.DecodeReason`):
+
+* header: EMPTY (null/zero-length value), SHORT_HEADER, BAD_MAGIC;
+* id: UNKNOWN_SCHEMA_ID (not registered), SCHEMA_MISMATCH (registered for another subject, or
+  a version the reader cannot resolve);
+* body: CORRUPT / TRUNCATED (``from_avro`` in PERMISSIVE mode failed; it is TRUNCATED when
+  the body padded with zero bytes decodes, i.e. the bytes are a prefix of a valid record),
+  TRAILING_BYTES (decodes, but leaves bytes unread).
+
+PERMISSIVE mode returns an all-null struct for a bad record. The decodes here extend the
+schemas by a trailing ``fixed`` field that only a successful decode fills, so a real record
+is told apart without relying on fields that can never be null.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kafkalake.errors import KafkalakeError
+from kafkalake.wire.framing import HEADER_SIZE, DecodeReason
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from kafkalake.schema.model import SchemaVersion
+    from kafkalake.schema.registry import Registry
+
+
+#: Columns every table row carries besides the reader schema's fields.
+META_COLUMNS = ("schema_id", "schema_version", "topic", "partition", "offset", "timestamp")
+#: Quarantine-only columns (null in landing rows).
+QUARANTINE_COLUMNS = ("reason", "raw_key", "raw_value")
+#: Partition columns of the landing sink: zone, then the hour of the Kafka timestamp.
+PARTITION_COLUMNS = ("zone", "dt", "hour")
+LANDING, QUARANTINE = "landing", "quarantine"
+_PADDING = bytes(256)
+#: the trailing fields :func:`_checked` adds to the schemas it decodes with (never in a table)
+END_FIELD, OK_FIELD = "__kafkalake_end", "__kafkalake_ok"
+END_MARKER_SIZE = 16
+
+
+class DecodePlanError(KafkalakeError):
+    """The registry cannot back a decode plan for this subject."""
+
+
+def new_end_marker(size: int = END_MARKER_SIZE) -> bytes:
+    """Random bytes no shorter shift of which repeats them (see :func:`_checked`).
+
+    A body followed by trailing bytes T reads the first ``size`` bytes of T + marker back;
+    that equals the marker only if the marker repeats itself at a shift of len(T) (ruled out
+    here) or if T starts with the marker itself. Drawn afresh for every plan, so no producer
+    can know it: a chance of 2^-128 per record.
+    """
+    while True:
+        marker = secrets.token_bytes(size)
+        if all(marker[shift:] != marker[:size - shift] for shift in range(1, size)):
+            return marker
+
+
+@dataclass(frozen=True)
+class WriterPlan:
+    version: SchemaVersion
+    #: why the reader cannot resolve this writer (None: it can)
+    mismatch: str | None
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """What :func:`decode` needs from the registry, resolved once per query start."""
+
+    subject: str
+    reader: SchemaVersion
+    writers: tuple[WriterPlan, ...]
+    foreign_ids: frozenset[int]
+    #: appended to every body for the decode; it must come back intact (:func:`_checked`)
+    end_marker: bytes = field(default_factory=new_end_marker, repr=False)
+
+    @property
+    def reader_fields(self) -> tuple[str, ...]:
+        import json
+
+        return tuple(f["name"] for f in json.loads(self.reader.schema_json)["fields"])
+
+
+def decode_plan(registry: Registry, subject: str, *, reader_version: int | None = None) -> DecodePlan:
+    """Reader = the subject's latest version (or ``reader_version``); writers = all versions."""
+    import json
+
+    from kafkalake.schema.compatibility import compatibility_problems
+
+    reader = registry.get(subject, reader_version) if reader_version else registry.latest(subject)
+    reader_doc = json.loads(reader.schema_json)
+    if reader_doc.get("type") != "record":
+        raise DecodePlanError(f"subject {subject!r}: the reader schema must be a record to become a table")
+    clash = sorted(set(f["name"] for f in reader_doc["fields"])
+                   & set(META_COLUMNS + QUARANTINE_COLUMNS + PARTITION_COLUMNS + (END_FIELD, OK_FIELD)))
+    if clash:
+        raise DecodePlanError(
+            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka/partition columns (or the decode's marker fields); rename them"
+        )
+    writers = []
+    subject_ids = set()
+    for number in registry.versions(subject):
+        version = registry.get(subject, number)
+        subject_ids.add(version.schema_id)
+        problems = compatibility_problems(
+            reader.avro_schema, version.avro_schema, reader_label=reader.label, writer_label=version.label
+        )
+        mismatch = "; ".join(str(p) for p in problems) or None
+        if not mismatch and json.loads(version.schema_json).get("type") != "record":
+            mismatch = f"{version.label} is not a record"
+        writers.append(WriterPlan(version=version, mismatch=mismatch))
+    foreign = frozenset(v.schema_id for v in registry.all_versions() if v.schema_id not in subject_ids)
+    return DecodePlan(subject=subject, reader=reader, writers=tuple(writers), foreign_ids=foreign)
+
+
+def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFrame:
+    """Kafka source rows (key, value, topic, partition, offset, timestamp) -> table rows.
+
+    Pure DataFrame -> DataFrame: streaming, batch and tests feed it alike. Landing rows have
+    ``zone='landing'``, the reader's fields and the Kafka coordinates; quarantine rows have
+    ``zone='quarantine'``, ``reason`` and the raw bytes. Partitioned by ``dt``/``hour`` of the
+    Kafka timestamp (UTC, :func:`hour_columns`; topics use LogAppendTime, so the hour is the
+    broker's). ``date_dt``: ``dt`` as a DATE, for a file sink partitioned by it (the same
+    ``dt=yyyy-MM-dd`` folders, without formatting a string per row).
+    """
+    from pyspark.sql import functions as F
+
+    value = F.col("value")
+    size = F.coalesce(F.length(value), F.lit(0))
+    subject_ids = [w.version.schema_id for w in plan.writers]
+    mismatched = [w.version.schema_id for w in plan.writers if w.mismatch] + sorted(plan.foreign_ids)
+    readable = [w for w in plan.writers if not w.mismatch]
+
+    # Stage 1: the header. A registered id is matched as its 5 header bytes (magic byte + id,
+    # big-endian): one binary compare; only other ids are parsed (hex -> conv). An id that
+    # does not fit an int (junk) is null and quarantined as UNKNOWN_SCHEMA_ID (a cast that
+    # overflows would fail the query under ANSI mode). Every column is defined once and
+    # referenced by name afterwards: an expression repeated in a CASE is generated (and run)
+    # once per use, and whole-stage code over HotSpot's 8,000-bytecode limit runs interpreted.
+    known = [*subject_ids, *sorted(plan.foreign_ids)]
+    prefix = F.substring(value, 1, 5)
+    schema_id = F.when(size < HEADER_SIZE, F.lit(None).cast("int"))
+    for known_id in known:
+        schema_id = schema_id.when(prefix == F.lit(bytearray(b"\x00" + known_id.to_bytes(4, "big"))), F.lit(known_id))
+    schema_id = schema_id.otherwise(F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).try_cast("int"))
+    staged = raw.select(
+        "key", "value", "topic", "partition", "offset", "timestamp",
+        schema_id.alias("schema_id"),
+        F.expr("substring(value, 6)").alias("_body"),
+    )
+    sid_col = F.col("schema_id")
+    header_reason = (
+        F.when(size == 0, F.lit(DecodeReason.EMPTY.value))
+        .when(size < HEADER_SIZE, F.lit(DecodeReason.SHORT_HEADER.value))
+        .when(F.substring(value, 1, 1) != F.lit(bytearray(1)), F.lit(DecodeReason.BAD_MAGIC.value))
+        .when(sid_col.isin(mismatched) if mismatched else F.lit(False), F.lit(DecodeReason.SCHEMA_MISMATCH.value))
+        .when(sid_col.isNull() | ~sid_col.isin(subject_ids), F.lit(DecodeReason.UNKNOWN_SCHEMA_ID.value))
+    )
+    staged = staged.select("*", header_reason.alias("_header_reason"))
+
+    # Stage 2: the body. Decoded, checked: ``_body_reason`` (null: it lands) and ``_record``.
+    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
+    staged = _checked(staged, plan, readable, keep)
+
+    # Stage 3: one reason, one record, the table's columns.
+    reason = F.coalesce(F.col("_header_reason"), F.col("_body_reason"))
+    version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
+    staged = staged.select(*[c for c in staged.columns if c != "_record"], reason.alias("reason"),
+                           F.when(reason.isNull(), F.col("_record")).alias("_record"))
+    quarantined = F.col("reason").isNotNull()
+    fields = [F.col("_record")[name].alias(name) for name in plan.reader_fields]
+    return staged.select(
+        *fields,
+        F.col("schema_id"),
+        version_of[F.col("schema_id")].alias("schema_version"),
+        "topic", "partition", "offset", "timestamp",
+        "reason",
+        F.when(quarantined, F.col("key")).alias("raw_key"),
+        F.when(quarantined, F.col("value")).alias("raw_value"),
+        F.when(quarantined, F.lit(QUARANTINE)).otherwise(F.lit(LANDING)).alias("zone"),
+        *hour_columns("timestamp", date=date_dt),
+    )
+
+
+def _with_fixed_field(schema_json: str, name: str, size: int) -> str:
+    """The record schema with one more field at its end: an Avro ``fixed`` of ``size`` bytes.
+
+    Avro's binary encoding of a record is its fields' encodings one after the other, so that
+    field is read from the bytes right after the record's own.
+    """
+    import json
+
+    doc = json.loads(schema_json)
+    doc["fields"] = [*doc["fields"], {"name": name, "type": {"type": "fixed", "name": f"{name}_{size}", "size": size}}]
+    return json.dumps(doc)
+
+
+def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], keep: list[str]) -> DataFrame:
+    """Decode and check every routed body: ONE ``from_avro`` per good row. Adds ``_body_reason``
+    (null: it lands) and ``_record`` (the reader's fields).
+
+    The body is decoded with the plan's end marker appended, the writer schema and the reader
+    schema each extended by a trailing ``fixed`` field of the marker's size. The record is good
+    exactly when that field comes back as the marker: the decode then consumed the body to its
+    last byte and not one byte further. A body with bytes left over puts them into the field,
+    which then holds other bytes (TRAILING_BYTES); a body too short for its record eats into the
+    marker, and the field runs past the end (a failed decode: the field is null, as is every
+    other). So no size arithmetic, no re-encoding, no per-version required fields: any writer
+    the reader resolves, promotions included, and a record of nullable fields is never taken
+    for a failed decode.
+
+    Only a failed decode is decoded again, to tell why: TRUNCATED when the body padded with zero
+    bytes decodes (the bytes are a prefix of a valid record), else CORRUPT. That decode extends
+    the writer by a zero-byte ``fixed`` field, non-null exactly when the decode succeeded.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    body = F.col("_body")
+    sid = F.col("schema_id")
+    routed = F.col("_header_reason").isNull()
+    marker = plan.end_marker
+    reader_marked = _with_fixed_field(plan.reader.schema_json, END_FIELD, len(marker))
+
+    def by_writer(make: Any) -> Column:
+        """CASE schema_id WHEN w THEN make(w) ... for the readable writers (null otherwise)."""
+        case = None
+        for w in readable:
+            value = make(w)
+            case = F.when(sid == w.version.schema_id, value) if case is None else case.when(sid == w.version.schema_id, value)
+        return case
+
+    def marked(w: WriterPlan) -> Column:
+        data = F.concat(body, F.lit(bytearray(marker)))
+        if w.version.schema_id == plan.reader.schema_id:  # no resolution needed
+            return from_avro(data, reader_marked, {"mode": "PERMISSIVE"})
+        return from_avro(data, _with_fixed_field(w.version.schema_json, END_FIELD, len(marker)),
+                         {"avroSchema": reader_marked, "mode": "PERMISSIVE"})
+
+    def decodes(data: Column) -> Column:
+        return by_writer(lambda w: from_avro(data, _with_fixed_field(w.version.schema_json, OK_FIELD, 0),
+                                             {"mode": "PERMISSIVE"})[OK_FIELD].isNotNull())
+
+    end = F.col("_record")[END_FIELD]
+
+    staged = staged.select(*keep, F.when(routed, by_writer(marked)).alias("_record"))
+    staged = staged.select(*keep, "_record", (routed & F.coalesce(end == F.lit(bytearray(marker)), F.lit(False))).alias("_good"))
+    # CASE branches run only when reached: good rows never get past the first one
+    body_reason = (
+        F.when(F.col("_good") | ~routed, F.lit(None).cast("string"))
+        .when(end.isNotNull(), F.lit(DecodeReason.TRAILING_BYTES.value))
+        .when(decodes(F.concat(body, F.lit(bytearray(_PADDING)))), F.lit(DecodeReason.TRUNCATED.value))
+        .otherwise(F.lit(DecodeReason.CORRUPT.value))
+    )
+    return staged.select(*keep[:-1], body_reason.alias("_body_reason"), "_record")
+
+
+#: the folder Spark writes a row to when its partition value is null
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_DAY_MICROS, _HOUR_MICROS = 86_400_000_000, 3_600_000_000
+
+
+def hour_columns(timestamp: str, *, date: bool = False) -> tuple[Column, Column]:
+    """``dt`` (``yyyy-MM-dd``) and ``hour`` of a timestamp column, in UTC whatever the session zone.
+
+    Integer arithmetic on the epoch microseconds costs about half of ``date_format`` + ``hour``,
+    which go through java.time for every row. ``dt`` is declared non-null: Spark's file writer
+    wraps a nullable string partition column in one more projection (Empty2Null) outside the
+    generated code, which copies every row again. A Kafka timestamp is never null; a null one
+    would still land in the folder Spark uses for a null partition value.
+
+    ``date``: ``dt`` as a DATE. A file sink names the folder of a DATE partition value
+    ``dt=yyyy-MM-dd`` too (and a null one the same way), but formats it once per folder, not
+    once per row: the string's java.time formatting was 4 % of the ingest job's task time.
+    """
+    from pyspark.sql import functions as F
+
+    micros = f"unix_micros(`{timestamp}`)"
+    micro_of_day = f"pmod({micros}, {_DAY_MICROS})"
+    day = f"date_from_unix_date(cast(({micros} - {micro_of_day}) div {_DAY_MICROS} as int))"
+    dt = F.expr(day) if date else F.coalesce(F.expr(f"cast({day} as string)"), F.lit(NULL_PARTITION))
+    hour = F.expr(f"cast({micro_of_day} div {_HOUR_MICROS} as int)")
+    return dt.alias("dt"), hour.alias("hour")
+
+
+def decode_plan_summary(plan: DecodePlan) -> dict[str, Any]:
+    """What the job logs at start: which ids it decodes and which it quarantines."""
+    return {
+        "subject": plan.subject,
+        "reader": {"version": plan.reader.version, "schema_id": plan.reader.schema_id},
+        "writers": {w.version.schema_id: w.version.version for w in plan.writers if not w.mismatch},
+        "mismatched": {w.version.schema_id: w.mismatch for w in plan.writers if w.mismatch},
+        "foreign_ids": sorted(plan.foreign_ids),
+    }

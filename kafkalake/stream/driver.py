@@ -1,0 +1,103 @@
+"""Find, stop and kill a stream's driver process.
+
+A stop is first asked for (the stop file, honoured at a batch boundary); a driver that
+does not react is signalled: SIGTERM, then SIGKILL after a grace."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kafkalake._files import write_json_atomic
+from kafkalake.config import Settings
+from kafkalake.stream.config import StreamConfig, stream_paths
+
+if TYPE_CHECKING:
+    import psutil
+
+
+def request_stop(settings: Settings, stream: StreamConfig) -> Path:
+    """Ask a running driver to stop at the next batch boundary (the driver removes the file)."""
+    paths = stream_paths(settings, stream)
+    write_json_atomic(paths.stop_file, {"requested": time.time()})
+    return paths.stop_file
+
+
+SPARK_SUBMIT_CLASS = "org.apache.spark.deploy.SparkSubmit"
+
+
+def _alive(proc: psutil.Process) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def driver_processes(doc: dict[str, Any] | None, stream: str) -> list[psutil.Process]:
+    """The live processes of the stream's driver named by a status document, or [].
+
+    The status ``pid`` is the Python driver (``spark_jobs/stream_ingest.py <stream>``); in
+    client/local mode its parent is the spark-submit JVM that holds the queries, and that
+    JVM's children are the Python workers. A pid that is not such a driver (the file is
+    stale and the pid was reused) yields [].
+    """
+    import psutil
+
+    pid = (doc or {}).get("pid")
+    if not isinstance(pid, int):
+        return []
+    try:
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+    is_driver = any(part.endswith("stream_ingest.py") for part in cmdline) and stream in cmdline
+    if not is_driver or not _alive(proc):
+        return []
+    procs = [proc]
+    try:
+        parent = proc.parent()
+        if parent is not None and SPARK_SUBMIT_CLASS in parent.cmdline():
+            procs.append(parent)
+            procs += [p for p in parent.children(recursive=True) if p.pid != proc.pid]
+        else:
+            procs += proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return [p for p in procs if _alive(p)]  # a JVM's short-lived children may be zombies
+
+
+def terminate_driver(procs: list[psutil.Process], *, grace: float, log: Any = None) -> list[int]:
+    """SIGTERM (then SIGCONT, so a stopped process handles it), SIGKILL after ``grace`` s.
+
+    Returns the pids signalled. Zombies (dead, not yet reaped by their parent) count as gone.
+    """
+    import psutil
+
+    signalled = []
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGCONT)
+            signalled.append(proc.pid)
+        except psutil.NoSuchProcess:
+            continue
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.2)
+    left = [p for p in procs if _alive(p)]
+    for proc in left:
+        if log is not None:
+            log.warning("pid %d survived SIGTERM for %.0fs: SIGKILL", proc.pid, grace)
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in left):
+        time.sleep(0.2)
+    return signalled
