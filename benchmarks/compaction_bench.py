@@ -70,7 +70,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,7 @@ def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> d
 
     shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
     started, cpu_started = time.perf_counter(), cpu()
-    report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(timezone.utc),
+    report = compact_table(spark, settings, stream, paths, closed_before=datetime.now(UTC),
                            progress=lambda _line: None)
     seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
     totals = report["totals"]
@@ -237,7 +237,7 @@ def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tup
     started = time.perf_counter()
     table = read_table(spark, TABLE, settings=settings)
     if query == "last_hour":
-        start, end = (datetime.fromtimestamp(_WINDOW[k], timezone.utc) for k in ("start", "end"))
+        start, end = (datetime.fromtimestamp(_WINDOW[k], UTC) for k in ("start", "end"))
         table = table.where((F.col("timestamp") >= F.lit(start)) & (F.col("timestamp") < F.lit(end)))
     rows = (table.groupBy(key.alias("k"))
             .agg(F.count(F.lit(1)).alias("n"), F.count("temperature").alias("with_temp"),

@@ -48,8 +48,9 @@ import statistics
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from benchmarks.platform import bench_kafka, results_dir

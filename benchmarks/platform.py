@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from kafkalake.config import Settings, get_settings
 from kafkalake.platform import local_kafka as kafka_local

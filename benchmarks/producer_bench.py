@@ -19,7 +19,8 @@ import json
 import os
 import platform
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from benchmarks.platform import bench_kafka, results_dir
 from kafkalake.config import get_settings

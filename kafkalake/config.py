@@ -8,9 +8,9 @@ embedded default and the multi-node shape differ only in values.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 #: The project checkout: the folder holding dags/, spark_jobs/, schemas/, jvm/.
 _PACKAGE_HOME = Path(__file__).resolve().parent.parent

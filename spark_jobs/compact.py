@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC
 from pathlib import Path
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the run's JSON report here")
     args = parser.parse_args(argv)
 
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from kafkalake.compaction.run import run_compaction
     from kafkalake.config import get_settings
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         limit = None
         if args.closed_before:
             limit = datetime.fromisoformat(args.closed_before)
-            limit = limit if limit.tzinfo else limit.replace(tzinfo=timezone.utc)
+            limit = limit if limit.tzinfo else limit.replace(tzinfo=UTC)
         report = run_compaction(
             settings, args.tables,
             first=Hour.parse(args.first) if args.first else None,

@@ -6,7 +6,8 @@ Cheap to import at DAG parse time (no Spark, no Kafka client); the task bodies i
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from kafkalake.config import Settings, get_settings
 from kafkalake.lake.tables import HOUR_PATTERN, table_names

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kafkalake.backfill.request import (
@@ -121,7 +121,7 @@ def _log_starts(settings: Settings, earliest: dict[str, int],
     moved = {tp: off for tp, off in earliest.items() if off > 0}
     probe = {tp: off for tp, off in moved.items() if off < latest.get(tp, off)}
     stamps = record_timestamps(settings.bootstrap_servers, probe) if probe else {}
-    return {tp: (off, datetime.fromtimestamp(stamps[tp], timezone.utc) if stamps.get(tp) is not None else None)
+    return {tp: (off, datetime.fromtimestamp(stamps[tp], UTC) if stamps.get(tp) is not None else None)
             for tp, off in moved.items()}
 
 

@@ -67,10 +67,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Mapping
 
 from kafkalake.errors import ExitCode
 from kafkalake.lake.tables import Hour, LakeError
@@ -136,7 +136,7 @@ class BackfillRequest:
 
 def iso(moment: datetime) -> str:
     """``2026-11-24T05:00:00Z``: how reports and messages write a moment."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_boundary(name: str, value: object) -> datetime:

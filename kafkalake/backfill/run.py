@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from kafkalake.backfill.plan import BackfillPlan, plan_backfill
 from kafkalake.backfill.request import BackfillError, BackfillRequest, kafka_fingerprint

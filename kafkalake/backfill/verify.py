@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from kafkalake.backfill.plan import _offsets_at, plan_backfill
 from kafkalake.backfill.request import BackfillError, BackfillVerificationError, parse_request, safe_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import typer
 
@@ -52,7 +52,7 @@ def _progress(what: str) -> Callable[[float], None]:
     return report
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         # Standalone mode: click handles usage errors and typer.Exit (exit codes) itself;

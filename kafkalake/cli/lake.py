@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -12,13 +11,13 @@ from kafkalake.cli.app import _say, _settings, app
 
 @app.command("compact")
 def compact(
-    tables: Optional[List[str]] = typer.Argument(None, help="tables (stream names; name.avro for an Avro sink); default all"),
-    first: Optional[str] = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
-    last: Optional[str] = typer.Option(None, "--to", help="last hour (inclusive)"),
-    target_mb: Optional[int] = typer.Option(None, "--target-mb", min=1, help="target output file size in MiB"),
+    tables: list[str] | None = typer.Argument(None, help="tables (stream names; name.avro for an Avro sink); default all"),
+    first: str | None = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
+    last: str | None = typer.Option(None, "--to", help="last hour (inclusive)"),
+    target_mb: int | None = typer.Option(None, "--target-mb", min=1, help="target output file size in MiB"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, change nothing"),
-    closed_before: Optional[str] = typer.Option(None, "--closed-before", help="only hours ending before this (ISO)"),
-    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (a PNG histogram goes beside it)"),
+    closed_before: str | None = typer.Option(None, "--closed-before", help="only hours ending before this (ISO)"),
+    report: Path | None = typer.Option(None, "--report", help="JSON report path (a PNG histogram goes beside it)"),
 ) -> None:
     """Compact closed landing hours into the lake zone (spark_jobs/compact.py), verified and atomic."""
     import time as _time
@@ -55,12 +54,12 @@ def backfill(
     start: str = typer.Option(..., "--start", help="first hour replaced, ISO on a whole hour, e.g. 2026-11-24T05:00Z"),
     end: str = typer.Option(..., "--end", help="end of the range, exclusive (05:00Z..07:00Z = hours 05 and 06)"),
     source: str = typer.Option("kafka", "--source", help="kafka (replay) or landing (rebuild from the landing sink)"),
-    starting_offsets: Optional[str] = typer.Option(
+    starting_offsets: str | None = typer.Option(
         None, "--starting-offsets", help='replay by offsets: {"topic": {"0": first}} (-2 = earliest); must cover the hours'),
-    ending_offsets: Optional[str] = typer.Option(
+    ending_offsets: str | None = typer.Option(
         None, "--ending-offsets", help='replay by offsets: {"topic": {"0": end}} exclusive (-1 = latest)'),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (hours, records per hour), change nothing"),
-    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path"),
+    report: Path | None = typer.Option(None, "--report", help="JSON report path"),
 ) -> None:
     """Replace whole closed hours of a table from Kafka, or rebuild them from landing (spark_jobs/backfill.py)."""
     import json as _json

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,7 +27,7 @@ _DIR_KEY = "kafkalake.schema_cli.schemas_dir"
 @schema_app.callback()
 def schema_options(
     ctx: typer.Context,
-    schemas_dir: Optional[Path] = typer.Option(
+    schemas_dir: Path | None = typer.Option(
         None,
         "--schemas-dir",
         help="Registry folder (default: KAFKALAKE_SCHEMAS_DIR, i.e. <home>/schemas).",
@@ -100,8 +99,8 @@ def show(
 @schema_app.command("check")
 def check(
     ctx: typer.Context,
-    subject: Optional[str] = typer.Argument(None, help="Subject the schema would join."),
-    file: Optional[Path] = typer.Argument(None, help="The .avsc to check ('-' for stdin)."),
+    subject: str | None = typer.Argument(None, help="Subject the schema would join."),
+    file: Path | None = typer.Argument(None, help="The .avsc to check ('-' for stdin)."),
     check_all: bool = typer.Option(False, "--all", help="Validate the whole registry folder instead."),
 ) -> None:
     """Exit 0 if FILE may become SUBJECT's next version, 1 (with reasons) if not.
@@ -177,7 +176,7 @@ def diff(
 def compatibility(
     ctx: typer.Context,
     subject: str = typer.Argument(...),
-    mode: Optional[str] = typer.Argument(
+    mode: str | None = typer.Argument(
         None, help="Set the mode: " + ", ".join(m.value for m in Compatibility) + " (omit to show it)."
     ),
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import typer
 
@@ -18,7 +18,7 @@ def topic_create(
     name: str = typer.Argument(..., help="topic name"),
     partitions: int = typer.Option(2, "--partitions", "-p", min=1),
     replication_factor: int = typer.Option(1, "--replication-factor", "-r", min=1),
-    config: List[str] = typer.Option([], "--config", "-c", help="extra topic config KEY=VALUE (repeatable)"),
+    config: list[str] = typer.Option([], "--config", "-c", help="extra topic config KEY=VALUE (repeatable)"),
 ) -> None:
     """Create a topic with message.timestamp.type=LogAppendTime (idempotent)."""
     from kafkalake.kafka.topics import create_topic, validate_topic_name
@@ -43,7 +43,7 @@ def topic_create(
 def produce(
     topic: str = typer.Option(..., "--topic", "-t", help="topic to send to (see `kafkalake topic create`)"),
     count: int = typer.Option(..., "--count", "-n", min=1, help="number of valid records"),
-    rate: Optional[float] = typer.Option(None, "--rate", min=1, help="records/s (default: as fast as possible)"),
+    rate: float | None = typer.Option(None, "--rate", min=1, help="records/s (default: as fast as possible)"),
     v1_fraction: float = typer.Option(0.3, "--v1-fraction", min=0.0, max=1.0, help="share of devices still on v1"),
     devices: int = typer.Option(100, "--devices", min=1, help="fridges in the fleet (the message key)"),
     inject_garbage: float = typer.Option(
@@ -121,7 +121,7 @@ app.add_typer(stream_app, name="stream")
 def stream_run(
     name: str = typer.Argument(..., help="a stream name from streams.yaml"),
     available_now: bool = typer.Option(False, "--available-now", help="process what is in Kafka, then stop"),
-    debug_sink: Optional[str] = typer.Option(None, "--debug-sink", help="console or memory: print, land nothing"),
+    debug_sink: str | None = typer.Option(None, "--debug-sink", help="console or memory: print, land nothing"),
 ) -> None:
     """Run a stream with spark-submit (the Maven jars, spark_default's master) until stopped."""
     from kafkalake.spark.submit import run_job, stream_conf

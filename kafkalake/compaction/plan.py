@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kafkalake.lake.landing import fingerprint, landing_hours
 from kafkalake.lake.manifest import read_manifest
@@ -14,7 +14,7 @@ from kafkalake.stream.config import StreamConfig
 
 PHASES = ("plan", "write", "verify", "publish", "cleanup")
 #: cut-off for a table whose stream has not started: every landing hour counts as open
-NOTHING_CLOSED = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NOTHING_CLOSED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass

@@ -11,11 +11,12 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kafkalake._files import FileLock, LockHeld, exclusive_lock, write_json_atomic
 from kafkalake.errors import ExitCode
@@ -79,7 +80,7 @@ def table_checksum(df: DataFrame) -> tuple[int, str]:
 
 
 def _new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def _data_files(folder: Path) -> list[Path]:

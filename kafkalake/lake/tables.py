@@ -19,10 +19,10 @@ retention — so a reader that listed the manifest a moment ago still finds its 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
@@ -54,7 +54,7 @@ class Hour:
 
     @property
     def start(self) -> datetime:
-        return datetime.fromisoformat(self.dt).replace(hour=self.hour, tzinfo=timezone.utc)
+        return datetime.fromisoformat(self.dt).replace(hour=self.hour, tzinfo=UTC)
 
     @property
     def end(self) -> datetime:
@@ -66,7 +66,7 @@ class Hour:
 
     @classmethod
     def of(cls, moment: datetime) -> Hour:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
         return cls(moment.strftime("%Y-%m-%d"), moment.hour)
 
     @classmethod
@@ -77,7 +77,7 @@ class Hour:
         except ValueError:
             raise LakeError(f"{text!r} is not an hour like 2026-11-24T05:00Z") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
             raise LakeError(f"{text!r} is not on a whole hour (hours are the unit: use e.g. {moment:%Y-%m-%dT%H}:00Z)")
         return cls.of(moment)
@@ -142,4 +142,4 @@ def all_tables(settings: Settings) -> list[tuple[StreamConfig, TablePaths]]:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

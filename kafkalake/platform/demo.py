@@ -14,8 +14,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Callable
 
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError
@@ -100,7 +101,7 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
                         say: Callable[[str], None] = print) -> dict:
     """Backlog of three past hours -> small landing files -> ``kafkalake compact`` -> report."""
     import json
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from kafkalake.compaction import report as compaction_report
     from kafkalake.compaction.run import report_dir
@@ -111,7 +112,7 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
     stream = get_stream(settings, stream_name)
     topic = stream.topics[0]
     created = create_topic(settings.bootstrap_servers, topic, config={"message.timestamp.type": "CreateTime"})
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     hours = [Hour.of(now - timedelta(hours=h)) for h in (4, 3, 2)]
     if created:
         fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200, v1_fraction=0.3)
@@ -125,7 +126,7 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
     result = run_job(settings, "stream_ingest", [stream.name, "--available-now"], conf=stream_conf(stream))
     if result.returncode != 0:
         raise ServiceError(f"stream {stream.name} failed (exit {result.returncode}); see the output above")
-    report = report_dir(settings) / f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    report = report_dir(settings) / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     tables = table_names([stream])
     say(f"==> kafkalake compact {' '.join(tables)}")
     result = run_job(settings, "compact", [*tables, "--report", str(report)])

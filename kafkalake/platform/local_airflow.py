@@ -14,9 +14,9 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError

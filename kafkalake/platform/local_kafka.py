@@ -11,9 +11,9 @@ import base64
 import logging
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kafkalake.config import LOCAL_HOSTS, Settings
 from kafkalake.errors import ServiceError, SetupError

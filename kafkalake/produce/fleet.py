@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from kafkalake.wire.encoder import FramedEncoder
 from kafkalake.wire.framing import HEADER, HEADER_SIZE, MAGIC, DecodeReason

@@ -470,7 +470,7 @@ def _subject_yaml(mode: Compatibility) -> bytes:
     return (
         "# Compatibility mode checked when a new version is registered (Confluent semantics).\n"
         f"compatibility: {mode.value}\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _sha256(data: bytes) -> str:

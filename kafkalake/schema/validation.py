@@ -5,7 +5,8 @@ JSON syntax, Avro validity (``avro`` and ``fastavro``), then defaults that match
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import avro.schema
 from avro.schema import (

@@ -28,8 +28,9 @@ from __future__ import annotations
 import calendar
 import enum
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 #: Status states written by the driver (kafkalake.stream_status).
 LIVE_STATES = frozenset({"starting", "running"})

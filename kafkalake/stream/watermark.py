@@ -13,7 +13,7 @@ is in the landing zone: that is the stream's watermark. Hour H is closed when
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from kafkalake.config import Settings
 from kafkalake.lake.tables import LakeError, TablePaths
@@ -30,7 +30,7 @@ def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> date
     committed = checkpoint_resume_offsets(checkpoint)
     if committed is None:
         return None
-    now = datetime.now(timezone.utc)  # before asking for end offsets: later records are later than now
+    now = datetime.now(UTC)  # before asking for end offsets: later records are later than now
     latest = latest_offsets(settings.bootstrap_servers, stream.topics)
     earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)
     behind = {tp: committed.get(tp, earliest[tp]) for tp, end in latest.items() if committed.get(tp, earliest[tp]) < end}
@@ -38,7 +38,7 @@ def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> date
     for tp, stamp in record_timestamps(settings.bootstrap_servers, behind).items():
         if stamp is None:
             raise LakeError(f"cannot read the record at the committed offset of {tp}: is Kafka reachable?")
-        marks.append(datetime.fromtimestamp(stamp, timezone.utc))
+        marks.append(datetime.fromtimestamp(stamp, UTC))
     return min(marks)
 
 

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from kafkalake.lake.tables import Hour
@@ -109,7 +110,7 @@ def generate_landing(
 
 def hours_before(now: float | None = None, count: int = 3, *, gap: int = 2) -> list[Hour]:
     """``count`` consecutive whole hours ending ``gap`` hours before now (all closed)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    current = datetime.fromtimestamp(now or time.time(), timezone.utc).replace(minute=0, second=0, microsecond=0)
+    current = datetime.fromtimestamp(now or time.time(), UTC).replace(minute=0, second=0, microsecond=0)
     return [Hour.of(current - timedelta(hours=gap + count - 1 - i)) for i in range(count)]

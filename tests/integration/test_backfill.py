@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -143,11 +143,11 @@ def test_an_hour_still_open_to_the_stream_is_refused_and_nothing_changes(table: 
     grace = timedelta(minutes=stream.compaction.grace_minutes)
     # the stream has read everything: its watermark is "now", so the first open hour is the
     # one "now - grace" falls in — the previous hour during the first minutes of an hour
-    first_open = {Hour.of(datetime.now(timezone.utc) - grace).key}
-    current = Hour.of(datetime.now(timezone.utc))
+    first_open = {Hour.of(datetime.now(UTC) - grace).key}
+    current = Hour.of(datetime.now(UTC))
     result = run_cli(settings, "backfill", "fr", "--start", table.hours[1].start.isoformat(),
                      "--end", current.end.isoformat(), timeout=120)
-    first_open.add(Hour.of(datetime.now(timezone.utc) - grace).key)
+    first_open.add(Hour.of(datetime.now(UTC) - grace).key)
     assert result.returncode != 0
     error = result.stderr.strip()
     assert any(error.startswith(f"error: hour {key} ") for key in first_open) and "\n" not in error, error

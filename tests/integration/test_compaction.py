@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     before_arrow = arrow_state(settings)
     assert before_spark[0] == before_arrow[0] == 6 * 500 * 2 + 6 * 25_000
 
-    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
     totals = report["totals"]
     assert totals["hours_compacted"] == 3 and totals["files_before"] == 18
     by_hour = {h["hour"]: h for h in report["hours"]}
@@ -81,7 +81,7 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     groups = [pq.ParquetFile(paths.lake / big["dir"] / name).metadata.num_row_groups for name in big["files"]]
     assert all(n >= 2 for n in groups), groups
 
-    again = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    again = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
     assert again["totals"]["hours_compacted"] == 0
     assert {p["why"] for p in again["plan"]} == {"compacted, unchanged since"}
     assert read_manifest(paths)["hours"] == manifest["hours"]
@@ -96,7 +96,7 @@ def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(platfo
     generate_landing(paths.landing, hour, files_per_hour=6, rows_per_file=2_000)
     before = table_checksum(read_table(lake_spark, "fr", settings=settings))
 
-    compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+    compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
     entry = read_manifest(paths)["hours"][hour[0].key]
     assert len(entry["files"]) == 1  # 12,000 rows, far below the target size: one file
     table = pq.read_table(paths.lake / entry["dir"] / entry["files"][0])
@@ -133,12 +133,12 @@ def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> 
 def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Settings, tmp_path: Path) -> None:
     settings = table_settings(platform_settings, tmp_path)
     stream, paths = resolve_table(settings, "fr")
-    plan = plan_table(stream, paths, closed_before=datetime.now(timezone.utc))
+    plan = plan_table(stream, paths, closed_before=datetime.now(UTC))
     assert plan.hours == [] and "no landing hours" in plan.describe()[-1]
-    old, single, current = hours_before(count=2)[0], hours_before(count=2)[1], Hour.of(datetime.now(timezone.utc))
+    old, single, current = hours_before(count=2)[0], hours_before(count=2)[1], Hour.of(datetime.now(UTC))
     generate_landing(paths.landing, [old, current], files_per_hour=3, rows_per_file=10, batches=1)
     generate_landing(paths.landing, [single], files_per_hour=1, rows_per_file=10, batches=1, seed=9)
-    plan = {h.hour: (h.action, h.why) for h in plan_table(stream, paths, closed_before=datetime.now(timezone.utc)).hours}
+    plan = {h.hour: (h.action, h.why) for h in plan_table(stream, paths, closed_before=datetime.now(UTC)).hours}
     assert plan[old.key] == ("compact", "")
     assert plan[single.key] == ("skip", "a single file: nothing to merge")
     assert plan[current.key][0] == "skip" and plan[current.key][1].startswith("open")
@@ -152,7 +152,7 @@ def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(platform_set
     victim = sorted((paths.landing / "zone=landing" / hours[1].folder).glob("*.parquet"))[1]
     victim.write_bytes(b"\x00garbage" * (victim.stat().st_size // 8))
     with pytest.raises(CompactionError) as err:
-        compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(timezone.utc), progress=lambda _: None)
+        compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
     message = str(err.value)
     assert "nothing published" in message and "\n" not in message
     assert not paths.manifest.exists()
@@ -278,7 +278,7 @@ def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Se
 
     def keep_producing() -> None:
         while not stop.is_set():
-            produced[0] += produce_at(kafka, topic, [datetime.now(timezone.utc)] * 200, seed=len(counts))
+            produced[0] += produce_at(kafka, topic, [datetime.now(UTC)] * 200, seed=len(counts))
             time.sleep(0.5)
 
     def keep_reading() -> None:

@@ -4,7 +4,7 @@ every garbage kind gets its reason, good rows of both versions decode, nothing i
 from __future__ import annotations
 
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 def _crafted_rows(spark, values: list[bytes | None]):  # noqa: ANN202
     """Kafka source rows with these values, offsets 0, 1, ... (one topic, partition and timestamp)."""
-    stamp = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    stamp = datetime(2026, 11, 29, 12, tzinfo=UTC)
     return spark.createDataFrame(
         [(b"k", None if v is None else bytearray(v), "t", 0, i, stamp) for i, v in enumerate(values)],
         "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")

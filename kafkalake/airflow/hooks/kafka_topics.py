@@ -6,7 +6,8 @@ supervisor DAG checks the same cluster its Spark job reads, whatever the deploym
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 

@@ -20,8 +20,9 @@ The driver is identified by the ``pid`` in the status file and checked to be a
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
@@ -184,6 +185,6 @@ def _run_start(context: Context) -> float | None:
 
 
 def _utc(epoch: float):  # noqa: ANN202 (datetime)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)

@@ -20,7 +20,7 @@ from kafkalake.migration.rollout import (
 from kafkalake.schema.model import Compatibility
 from kafkalake.schema.registry import Registry
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 V1 = (REPO / "schemas" / "fridge" / "v1.avsc").read_text()
 V2 = (REPO / "schemas" / "fridge" / "v2.avsc").read_text()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,7 +23,7 @@ from kafkalake.backfill.request import (
 from kafkalake.backfill.verify import summary_lines
 from kafkalake.lake.tables import Hour
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def request(**kw: object) -> BackfillRequest:

@@ -14,7 +14,7 @@ from kafkalake.wire.decoder import Decoder
 from kafkalake.wire.encoder import FramedEncoder, encode
 from kafkalake.wire.framing import DecodeError
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
 
 @pytest.fixture(scope="module")

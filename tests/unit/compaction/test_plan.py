@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ def test_hours_parse_from_iso_and_refuse_partial_hours() -> None:
     assert Hour.parse("2026-11-24T05:00Z") == Hour("2026-11-24", 5)
     assert Hour.parse("2026-11-24T05") == Hour("2026-11-24", 5)
     assert Hour.parse("2026-11-24T07:00:00+02:00") == Hour("2026-11-24", 5)
-    assert Hour("2026-11-24", 23).end == datetime(2026, 11, 25, tzinfo=timezone.utc)
+    assert Hour("2026-11-24", 23).end == datetime(2026, 11, 25, tzinfo=UTC)
     with pytest.raises(LakeError, match="not on a whole hour"):
         Hour.parse("2026-11-24T05:30Z")
     with pytest.raises(LakeError, match="not an hour"):
@@ -52,7 +52,7 @@ def test_dag_params_become_job_arguments(tmp_path: Path) -> None:
 
 
 def test_a_backfill_run_covers_its_data_interval(tmp_path: Path) -> None:
-    start = datetime(2026, 11, 24, 5, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 24, 5, tzinfo=UTC)
     plan = dag_job_args(_settings(tmp_path), {"table": "all"}, run_id="backfill__1", run_type="backfill",
                         interval=(start, start + timedelta(hours=1)))
     assert plan["hours"] == ["2026-11-24T05", "2026-11-24T05"]
@@ -86,10 +86,10 @@ def test_plan_counts_outputs_from_bytes_and_respects_the_range(tmp_path: Path) -
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
     generate_landing(paths.landing, hours, files_per_hour=3, rows_per_file=200, batches=2)
-    plan = plan_table(stream, paths, closed_before=datetime.now(timezone.utc), first=hours[1])
+    plan = plan_table(stream, paths, closed_before=datetime.now(UTC), first=hours[1])
     assert [h.hour for h in plan.hours] == [h.key for h in hours[1:]]
     assert all(h.action == "compact" and h.outputs == 1 and h.files == 3 for h in plan.hours)
-    assert plan_table(stream, paths, closed_before=datetime.now(timezone.utc), target_mb=1).target_bytes == 2**20
+    assert plan_table(stream, paths, closed_before=datetime.now(UTC), target_mb=1).target_bytes == 2**20
     lines = plan.describe()
     assert "compact  3 files" in lines[1] and "-> 1 file(s)" in lines[1]
     # closed_before before the hours' end: every hour is open

@@ -24,7 +24,7 @@ from kafkalake.wire.encoder import encode, encode_body
 from kafkalake.wire.framing import HEADER_SIZE, MAGIC, DecodeError, DecodeReason, EncodeError, frame, parse_header
 from kafkalake.wire.scanner import MAX_ZERO_WIDTH_ITEMS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 FUZZ_SCHEMA = {
     "type": "record",

@@ -15,7 +15,7 @@ from kafkalake.schema.model import Compatibility, IncompatibleSchemaError, Schem
 from kafkalake.schema.registry import INDEX_FILE, Registry
 from kafkalake.schema.validation import default_problems, validate_schema_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "schemas"
 FIXTURES = REPO / "tests" / "fixtures" / "schemas"
 
