@@ -18,11 +18,12 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap venv jars demo up down status test test-unit bench clean
+.PHONY: help bootstrap venv jars demo up down status lint test test-unit bench clean
 
 help:
 	@echo "make demo   - bootstrap (venv, jars) and start Kafka + Airflow (kafkalake up)"
-	@echo "make test   - bootstrap and run the whole test suite"
+	@echo "make test   - bootstrap and run the whole test suite (lint first)"
+	@echo "make lint   - ruff (config in pyproject.toml) over the whole tree"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make down   - stop everything kafkalake started"
 	@echo "make clean  - remove the state folder (.kafkalake/) and the venv"
@@ -72,7 +73,13 @@ down:
 status: venv
 	kafkalake status
 
-test: bootstrap
+# Lint first: a lint error fails in seconds, before the suite starts any broker.
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory jars
 	$(VENV)/bin/kafkalake schema check --all
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

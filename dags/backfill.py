@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -53,7 +54,7 @@ def _offsets(description: str) -> Param:
 
 
 @task(task_id="prepare")
-def prepare(**context) -> dict[str, object]:  # noqa: ANN003
+def prepare(**context: Any) -> dict[str, object]:
     """Params -> job arguments, checked against the stream, Kafka and the lake; a refusal is one
     line and fails the run at once (no retry: the same params would be refused again)."""
     from kafkalake.backfill.verify import dag_job_args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task
@@ -47,7 +48,7 @@ ASSETS = {table: Asset(name=f"lake_{table.replace('.', '_')}", uri=f"kafkalake:/
 
 
 @task(task_id="prepare")
-def prepare(**context) -> dict[str, object]:  # noqa: ANN003
+def prepare(**context: Any) -> dict[str, object]:
     """Params -> job arguments; a bad param fails here with one line."""
     from kafkalake.compaction.run import dag_job_args
 
@@ -62,7 +63,7 @@ def prepare(**context) -> dict[str, object]:  # noqa: ANN003
 
 
 @task(task_id="report", outlets=list(ASSETS.values()))
-def report(plan: dict[str, object], **context) -> dict[str, object]:  # noqa: ANN003
+def report(plan: dict[str, object], **context: Any) -> dict[str, object]:
     """Log before/after figures; PNG histogram beside the JSON report; Asset events per table."""
     from pathlib import Path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -35,7 +36,7 @@ rows with the new fields null (or their default after `migrate_history`).
 
 
 @task(task_id="validate")
-def validate_task(**context) -> dict[str, object]:  # noqa: ANN003
+def validate_task(**context: Any) -> dict[str, object]:
     from kafkalake.config import get_settings
     from kafkalake.migration.rollout import lake_row_counts, parse_request, validate
 
@@ -49,7 +50,7 @@ def validate_task(**context) -> dict[str, object]:  # noqa: ANN003
 
 
 @task(task_id="check")
-def check_task(**context) -> dict[str, object]:  # noqa: ANN003
+def check_task(**context: Any) -> dict[str, object]:
     from kafkalake.config import get_settings
     from kafkalake.migration.rollout import check, parse_request
 
@@ -58,7 +59,7 @@ def check_task(**context) -> dict[str, object]:  # noqa: ANN003
 
 
 @task.short_circuit(task_id="not_dry_run")
-def not_dry_run(**context) -> bool:  # noqa: ANN003
+def not_dry_run(**context: Any) -> bool:
     if context["params"].get("dry_run"):
         print("dry run: the schema is valid and compatible; nothing registered")
         return False
@@ -66,7 +67,7 @@ def not_dry_run(**context) -> bool:  # noqa: ANN003
 
 
 @task(task_id="register")
-def register_task(**context) -> dict[str, object]:  # noqa: ANN003
+def register_task(**context: Any) -> dict[str, object]:
     from kafkalake.config import get_settings
     from kafkalake.migration.rollout import parse_request, register
 
@@ -74,7 +75,7 @@ def register_task(**context) -> dict[str, object]:  # noqa: ANN003
 
 
 @task(task_id="roll_streams")
-def roll_streams_task(registered: dict[str, object], **context) -> dict[str, str]:  # noqa: ANN003
+def roll_streams_task(registered: dict[str, object], **context: Any) -> dict[str, str]:
     from kafkalake.config import get_settings
     from kafkalake.migration.rollout import parse_request, roll_streams
 

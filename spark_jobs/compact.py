@@ -14,12 +14,18 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tables", nargs="*", help="table names (stream names; name.avro for an Avro sink); default: all")
+    parser.add_argument(
+        "tables", nargs="*", help="table names (stream names; name.avro for an Avro sink); default: all"
+    )
     parser.add_argument("--from", dest="first", help="first hour, e.g. 2026-11-24T05:00Z (default: the oldest)")
     parser.add_argument("--to", dest="last", help="last hour, inclusive (default: the newest closed one)")
-    parser.add_argument("--target-mb", type=int, help="target output file size (default: the stream's compaction.target_file_mb)")
+    parser.add_argument(
+        "--target-mb", type=int, help="target output file size (default: the stream's compaction.target_file_mb)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    parser.add_argument("--closed-before", help="hours ending after this are not touched (required for a landing no stream feeds)")
+    parser.add_argument(
+        "--closed-before", help="hours ending after this are not touched (required for a landing no stream feeds)"
+    )
     parser.add_argument("--report", type=Path, help="write the run's JSON report here")
     args = parser.parse_args(argv)
 

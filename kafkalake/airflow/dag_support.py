@@ -39,7 +39,8 @@ def fail_without_retry(
 
     from kafkalake.errors import KafkalakeError
 
+    caught = errors or (KafkalakeError,)
     try:
         yield
-    except errors or (KafkalakeError,) as exc:
+    except caught as exc:
         raise AirflowFailException(f"{prefix}{exc}") from None

@@ -199,7 +199,7 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
     bytes_per_row = (sum(e["bytes"] for e in published) / sum(e["rows"] for e in published)) if published else None
     target = int(stream.compaction.target_file_mb * MIB)
     planned = []
-    for hour, hour_range in zip(hours, ranges):
+    for hour, hour_range in zip(hours, ranges, strict=True):
         entry = manifest["hours"].get(hour.key)
         files = landing.get(hour, {})
         in_kafka = records_in(hour_range)

@@ -67,7 +67,7 @@ def verify_report(settings: Settings, report: dict[str, Any]) -> list[str]:
         latest = list_offsets(admin, stream.topics, which="latest", where=settings.bootstrap_servers)
         keys = [Hour.parse(h["hour"]) for h in hours]
         moments = sorted({m for k in keys for m in (k.start, k.end)})
-        at = dict(zip(moments, _offsets_at(admin, moments, latest)))
+        at = dict(zip(moments, _offsets_at(admin, moments, latest), strict=True))
         now = {k.key: sum(max(0, at[k.end][tp] - at[k.start][tp]) for tp in latest) for k in keys}
     for h in hours:
         key = h["hour"]

@@ -11,7 +11,9 @@ from kafkalake.cli.app import _say, _settings, app
 
 @app.command("compact")
 def compact(
-    tables: list[str] | None = typer.Argument(None, help="tables (stream names; name.avro for an Avro sink); default all"),
+    tables: list[str] | None = typer.Argument(
+        None, help="tables (stream names; name.avro for an Avro sink); default all"
+    ),
     first: str | None = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
     last: str | None = typer.Option(None, "--to", help="last hour (inclusive)"),
     target_mb: int | None = typer.Option(None, "--target-mb", min=1, help="target output file size in MiB"),
@@ -55,9 +57,13 @@ def backfill(
     end: str = typer.Option(..., "--end", help="end of the range, exclusive (05:00Z..07:00Z = hours 05 and 06)"),
     source: str = typer.Option("kafka", "--source", help="kafka (replay) or landing (rebuild from the landing sink)"),
     starting_offsets: str | None = typer.Option(
-        None, "--starting-offsets", help='replay by offsets: {"topic": {"0": first}} (-2 = earliest); must cover the hours'),
+        None,
+        "--starting-offsets",
+        help='replay by offsets: {"topic": {"0": first}} (-2 = earliest); must cover the hours',
+    ),
     ending_offsets: str | None = typer.Option(
-        None, "--ending-offsets", help='replay by offsets: {"topic": {"0": end}} exclusive (-1 = latest)'),
+        None, "--ending-offsets", help='replay by offsets: {"topic": {"0": end}} exclusive (-1 = latest)'
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (hours, records per hour), change nothing"),
     report: Path | None = typer.Option(None, "--report", help="JSON report path"),
 ) -> None:

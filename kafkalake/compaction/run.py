@@ -41,9 +41,17 @@ def compact_table(
     plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
     for line in plan.describe():
         progress(line)
-    report: dict[str, Any] = {"table": stream.name, "name": table_name(stream, paths.fmt), "format": paths.fmt, "dry_run": dry_run,
-                              "plan": [asdict(h) for h in plan.hours], "closed_before": plan.closed_before,
-                              "target_bytes": plan.target_bytes, "hours": [], "recovered": []}
+    report: dict[str, Any] = {
+        "table": stream.name,
+        "name": table_name(stream, paths.fmt),
+        "format": paths.fmt,
+        "dry_run": dry_run,
+        "plan": [asdict(h) for h in plan.hours],
+        "closed_before": plan.closed_before,
+        "target_bytes": plan.target_bytes,
+        "hours": [],
+        "recovered": [],
+    }
     if dry_run:
         report["seconds"] = round(time.monotonic() - started, 3)
         return report
@@ -63,7 +71,9 @@ def compact_table(
             for h in plan.to_compact:
                 hour = Hour.parse(h.hour)
                 source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
-                items.append((hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes)))
+                items.append(
+                    (hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes))
+                )
             results = compactor.run(items)
             report["cleanup"] = compactor.cleanup()
             report["phase_seconds"] = compactor.phase_seconds

@@ -8,8 +8,13 @@ replay or backfill puts it in the same partition of the lake.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kafkalake.errors import KafkalakeError
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +84,28 @@ def topic_config(bootstrap_servers: str, name: str, timeout: float = 30.0) -> di
     return {key: entry.value for key, entry in result.items()}
 
 
-def earliest_offsets(bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0) -> dict[str, int]:
+def earliest_offsets(
+    bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0
+) -> dict[str, int]:
     """``{"topic-partition": earliest offset still on the broker}`` (retention moves it)."""
     return _list_offsets(bootstrap_servers, topics, "earliest", timeout)
 
 
-def latest_offsets(bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0) -> dict[str, int]:
+def latest_offsets(
+    bootstrap_servers: str, topics: tuple[str, ...] | list[str], timeout: float = 30.0
+) -> dict[str, int]:
     """``{"topic-partition": end offset}`` (the offset the next record will get)."""
     return _list_offsets(bootstrap_servers, topics, "latest", timeout)
 
 
-def _list_offsets(bootstrap_servers: str, topics, which: str, timeout: float) -> dict[str, int]:  # noqa: ANN001
+def _list_offsets(bootstrap_servers: str, topics: Sequence[str], which: str, timeout: float) -> dict[str, int]:
     return list_offsets(admin_client(bootstrap_servers), topics, which=which, timeout=timeout,
                         where=bootstrap_servers)
 
 
-def list_offsets(admin, topics, *, which: str, timeout: float = 30.0, where: str = "the cluster") -> dict[str, int]:  # noqa: ANN001
+def list_offsets(
+    admin: AdminClient, topics: Sequence[str], *, which: str, timeout: float = 30.0, where: str = "the cluster"
+) -> dict[str, int]:
     """``{"topic-partition": offset}`` (``which``: earliest | latest) through any AdminClient —
     ours, or the Kafka provider's hook's (same cluster config, Airflow connection)."""
     from confluent_kafka import TopicPartition
@@ -129,7 +140,9 @@ def delete_records_before(bootstrap_servers: str, offsets: dict[str, int], timeo
         future.result(timeout=timeout)
 
 
-def record_timestamps(bootstrap_servers: str, offsets: dict[str, int], timeout: float = 30.0) -> dict[str, float | None]:
+def record_timestamps(
+    bootstrap_servers: str, offsets: dict[str, int], timeout: float = 30.0
+) -> dict[str, float | None]:
     """``{"topic-partition": timestamp (s) of the record at that offset}`` (None: no record yet).
 
     A record deleted by retention answers with the next one still on the broker.

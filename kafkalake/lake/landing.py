@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 def landing_hours(paths: TablePaths, zone: str = LANDING) -> dict[Hour, dict[Path, int]]:
     """Committed landing files per hour: ``{Hour: {file: size}}`` (from the commit log)."""
-    return {hour: {Path(f): size for f, size in files.items()} for hour, files in _landing_hour_paths(paths, zone).items()}
+    return {
+        hour: {Path(f): size for f, size in files.items()} for hour, files in _landing_hour_paths(paths, zone).items()
+    }
 
 
 def _landing_hour_paths(paths: TablePaths, zone: str = LANDING) -> dict[Hour, dict[str, int]]:

@@ -92,7 +92,9 @@ def lock_table(paths: TablePaths) -> FileLock:
     try:
         return exclusive_lock(paths.journal_dir / ".lock", wait=False)
     except LockHeld:
-        raise LakeError(f"another run is writing table {paths.name} ({paths.fmt}) right now; retry when it ends") from None
+        raise LakeError(
+            f"another run is writing table {paths.name} ({paths.fmt}) right now; retry when it ends"
+        ) from None
 
 
 def recover(paths: TablePaths) -> list[str]:
@@ -287,7 +289,9 @@ class Compactor:
                 raise
             if isinstance(exc, Exception):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CompactionError(f"{self.paths.name}: run {self.run_id} failed, nothing published: {first}") from exc
+                raise CompactionError(
+                    f"{self.paths.name}: run {self.run_id} failed, nothing published: {first}"
+                ) from exc
             raise
         self._phase("publish")
         self.publish(results, {hour.key: fp for hour, _n, fp, _s, _r in hours}, origin=origin, extra=extra)

@@ -88,7 +88,9 @@ def read_lake_files(spark: SparkSession, fmt: str, files: list[Path], schema: St
     return df.select(*[F.col(c) for c in columns])
 
 
-def read_table(spark: SparkSession, name: str, *, fmt: str | None = None, settings: Settings | None = None) -> DataFrame:
+def read_table(
+    spark: SparkSession, name: str, *, fmt: str | None = None, settings: Settings | None = None
+) -> DataFrame:
     """THE read path: every row of table ``name`` exactly once — lake hours ∪ landing hours not
     yet compacted. Consistent while compaction, backfill or migration run: the manifest is read
     once, and nothing it or the landing log lists is deleted within the reader grace period.
@@ -209,7 +211,9 @@ def table_files(paths: TablePaths) -> tuple[list[Path], list[Path]]:
     """(landing files of hours not in the lake, lake files): every file a reader must read, once."""
     manifest = read_manifest(paths)
     published = lake_files(paths, manifest)
-    landing = [Path(f) for hour, files in _landing_hour_paths(paths).items() if hour.key not in published for f in files]
+    landing = [
+        Path(f) for hour, files in _landing_hour_paths(paths).items() if hour.key not in published for f in files
+    ]
     return landing, [f for files in published.values() for f in files]
 
 

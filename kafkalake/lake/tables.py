@@ -138,7 +138,9 @@ def resolve_table(settings: Settings, name: str, fmt: str | None = None) -> tupl
 
 
 def all_tables(settings: Settings) -> list[tuple[StreamConfig, TablePaths]]:
-    return [(s, table_paths(settings, s, f)) for s in load_streams(settings.streams_file).values() for f in s.sink_formats]
+    return [
+        (s, table_paths(settings, s, f)) for s in load_streams(settings.streams_file).values() for f in s.sink_formats
+    ]
 
 
 def now_utc() -> datetime:

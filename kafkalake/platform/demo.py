@@ -57,15 +57,24 @@ def run_demo(
     fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200,
                                 v1_fraction=0.3, garbage_fraction=garbage)
     latest = fleet.v2.schema_id != fleet.v1.schema_id
-    say(f"==> fleet: {records:,} records from 200 fridges ("
-        + ("60 still on schema v1, the rest on the latest version" if latest else "all on schema v1: v2 is not registered yet")
-        + f"), {garbage:.0%} malformed on purpose")
+    say(
+        f"==> fleet: {records:,} records from 200 fridges ("
+        + (
+            "60 still on schema v1, the rest on the latest version"
+            if latest
+            else "all on schema v1: v2 is not registered yet"
+        )
+        + f"), {garbage:.0%} malformed on purpose"
+    )
     report = produce_parallel(
         bootstrap_servers=settings.bootstrap_servers, topic=stream.topics[0],
         shard_messages=lambda shard, shards: fleet.messages(records, shard=shard, shards=shards), workers=1,
     )
     report.raise_for_loss(stream.topics[0])
-    say(f"produced {report.produced:,} in {report.seconds:.1f}s ({report.garbage:,} malformed); waiting for the landing zone")
+    say(
+        f"produced {report.produced:,} in {report.seconds:.1f}s ({report.garbage:,} malformed); "
+        "waiting for the landing zone"
+    )
 
     sink = paths.landing[stream.sink_formats[0]]
     deadline = time.monotonic() + WAIT_S
@@ -89,8 +98,13 @@ def run_demo(
     quarantined = read_landing(sink, zone="quarantine", columns=["reason"]).num_rows
     say("")
     say(f"landing zone: {sink}")
-    say("  zone=landing rows by schema version: "
-        + ", ".join(f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c['schema_version'])))
+    say(
+        "  zone=landing rows by schema version: "
+        + ", ".join(
+            f"v{c['schema_version']}: {c['schema_version_count']:,}"
+            for c in sorted(counts, key=lambda c: c["schema_version"])
+        )
+    )
     say(f"  zone=quarantine rows: {quarantined:,} (raw bytes + reason code)")
     say(f"  read it: spark.read.parquet('{sink}').where(\"zone = 'landing'\")")
     say(f"status file: {paths.status_file}")
@@ -115,8 +129,13 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     hours = [Hour.of(now - timedelta(hours=h)) for h in (4, 3, 2)]
     if created:
-        fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200, v1_fraction=0.3)
-        say(f"==> backlog: {per_hour * 3:,} buffered readings for {hours[0].key}..{hours[-1].key} -> {topic} (CreateTime)")
+        fleet = fleet_from_registry(
+            Registry(settings.schemas_dir), subject=stream.subject, devices=200, v1_fraction=0.3
+        )
+        say(
+            f"==> backlog: {per_hour * 3:,} buffered readings for {hours[0].key}..{hours[-1].key} -> {topic} "
+            "(CreateTime)"
+        )
         produce_timed(settings.bootstrap_servers, topic, (
             (key, value, (hours[i // per_hour].start + timedelta(seconds=3600 * (i % per_hour) / per_hour)).timestamp())
             for i, (key, value, _sid, _kind) in enumerate(fleet.messages(per_hour * 3))
@@ -205,15 +224,28 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
     before = read_table_arrow(stream.name, settings=settings).num_rows
     threads = [threading.Thread(target=produce, args=(1,), daemon=True)]
     threads[0].start()
-    say(f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls {stream.name}")
+    say(
+        f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls {stream.name}"
+    )
     run_id = f"demo_rollout_{uuid.uuid4().hex[:6]}"
-    for args in (["dags", "unpause", "schema_migration"],
-                 ["dags", "trigger", "schema_migration", "--run-id", run_id,
-                  "-c", json.dumps({"subject": stream.subject, "schema": v2_text})]):
+    for args in (
+        ["dags", "unpause", "schema_migration"],
+        [
+            "dags",
+            "trigger",
+            "schema_migration",
+            "--run-id",
+            run_id,
+            "-c",
+            json.dumps({"subject": stream.subject, "schema": v2_text}),
+        ],
+    ):
         result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             stop.set()
-            raise ServiceError(f"`airflow {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()[-300:]}")
+            raise ServiceError(
+                f"`airflow {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()[-300:]}"
+            )
     deadline = time.monotonic() + WAIT_S
     state = None
     while state not in ("success", "failed"):
@@ -245,7 +277,12 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
     say(f"table {stream.name} (read_table: lake hours + landing hours not yet compacted): {table.num_rows:,} rows, "
         f"= {before:,} before + {sent[1] + sent[2]:,} sent during the rollout, nothing lost")
     say("  schema: " + ", ".join(f"{f.name}:{f.type}" for f in table.schema))
-    say("  rows by writer version: " + ", ".join(
-        f"v{c['schema_version']}: {c['schema_version_count']:,}" for c in sorted(counts, key=lambda c: c["schema_version"])))
+    say(
+        "  rows by writer version: "
+        + ", ".join(
+            f"v{c['schema_version']}: {c['schema_version_count']:,}"
+            for c in sorted(counts, key=lambda c: c["schema_version"])
+        )
+    )
     say(f"  rows with a temperature: {with_temp:,} (v1 rows read it as null)")
     return {"rows": table.num_rows, "by_version": counts}

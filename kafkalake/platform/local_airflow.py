@@ -105,7 +105,7 @@ def health(settings: Settings, timeout: float = 2.0) -> dict[str, object] | None
     """The ``/api/v2/monitor/health`` document, or None when nothing answers."""
     url = f"{settings.airflow_url}/api/v2/monitor/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (local URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None

@@ -164,7 +164,9 @@ def _explain(
     i = 0
 
     def made(kind: str, message: str) -> list[Incompatibility]:
-        return [Incompatibility(reader=reader_label, writer=writer_label, location=location, kind=kind, message=message)]
+        return [
+            Incompatibility(reader=reader_label, writer=writer_label, location=location, kind=kind, message=message)
+        ]
 
     while i < len(tokens):
         token = tokens[i]

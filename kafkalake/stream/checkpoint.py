@@ -59,7 +59,9 @@ def _append_gaps(paths: StreamPaths, stream: StreamConfig, gaps: list[dict[str, 
     log.warning("stream %s accepted a data-loss gap (fail_on_data_loss: false): %s", stream.name, entry)
 
 
-def _gaps_against_earliest(settings: Settings, stream: StreamConfig, next_offsets: dict[str, int]) -> list[dict[str, Any]]:
+def _gaps_against_earliest(
+    settings: Settings, stream: StreamConfig, next_offsets: dict[str, int]
+) -> list[dict[str, Any]]:
     from kafkalake.kafka.topics import earliest_offsets
 
     earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)

@@ -111,7 +111,8 @@ def decode_plan(registry: Registry, subject: str, *, reader_version: int | None 
                    & set(META_COLUMNS + QUARANTINE_COLUMNS + PARTITION_COLUMNS + (END_FIELD, OK_FIELD)))
     if clash:
         raise DecodePlanError(
-            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka/partition columns (or the decode's marker fields); rename them"
+            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka/partition columns "
+            "(or the decode's marker fields); rename them"
         )
     writers = []
     subject_ids = set()
@@ -180,7 +181,9 @@ def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFr
 
     # Stage 3: one reason, one record, the table's columns.
     reason = F.coalesce(F.col("_header_reason"), F.col("_body_reason"))
-    version_of = F.create_map(*[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))])
+    version_of = F.create_map(
+        *[x for w in plan.writers for x in (F.lit(w.version.schema_id), F.lit(w.version.version))]
+    )
     staged = staged.select(*[c for c in staged.columns if c != "_record"], reason.alias("reason"),
                            F.when(reason.isNull(), F.col("_record")).alias("_record"))
     quarantined = F.col("reason").isNotNull()
@@ -243,7 +246,11 @@ def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], ke
         case = None
         for w in readable:
             value = make(w)
-            case = F.when(sid == w.version.schema_id, value) if case is None else case.when(sid == w.version.schema_id, value)
+            case = (
+                F.when(sid == w.version.schema_id, value)
+                if case is None
+                else case.when(sid == w.version.schema_id, value)
+            )
         return case
 
     def marked(w: WriterPlan) -> Column:
@@ -260,7 +267,9 @@ def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], ke
     end = F.col("_record")[END_FIELD]
 
     staged = staged.select(*keep, F.when(routed, by_writer(marked)).alias("_record"))
-    staged = staged.select(*keep, "_record", (routed & F.coalesce(end == F.lit(bytearray(marker)), F.lit(False))).alias("_good"))
+    staged = staged.select(
+        *keep, "_record", (routed & F.coalesce(end == F.lit(bytearray(marker)), F.lit(False))).alias("_good")
+    )
     # CASE branches run only when reached: good rows never get past the first one
     body_reason = (
         F.when(F.col("_good") | ~routed, F.lit(None).cast("string"))

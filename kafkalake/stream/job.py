@@ -164,7 +164,9 @@ def run_stream(
     add_status_listener(spark, status, on_batch=on_batch)
     reader_doc = json.loads(plan.reader.schema_json)
     record_name = reader_doc["name"].rsplit(".", 1)[-1]
-    namespace = reader_doc.get("namespace") or (reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else "")
+    namespace = reader_doc.get("namespace") or (
+        reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else ""
+    )
     table = decode(kafka_source(spark, settings, stream), plan, date_dt=True)
     restarts = 0
     try:
@@ -233,7 +235,10 @@ def is_spark_55271(exc: BaseException) -> bool:
     The batch itself is committed before the report, so restarting the query resumes cleanly.
     """
     text = str(exc)
-    return '"scala.collection.IterableOps.map(scala.Function1)" because the return value of "scala.Option.get()" is null' in text
+    return (
+        '"scala.collection.IterableOps.map(scala.Function1)" because the return value of "scala.Option.get()" is null'
+        in text
+    )
 
 
 def _drain_listener_bus(spark: SparkSession, timeout_ms: int = 10_000) -> None:

@@ -157,13 +157,14 @@ def add_status_listener(
         def __init__(self) -> None:
             self.names: dict[str, str] = {}  # query id -> name: an idle event carries only the id
 
-        def onQueryStarted(self, jevent: Any) -> None:  # noqa: N802 (the Java interface)
+        # the method names are those of the Java interface StreamingQueryListener
+        def onQueryStarted(self, jevent: Any) -> None:
             query_id = jevent.id().toString()
             name = self.names[query_id] = jevent.name() or query_id
             writer.query(name)["run_id"] = jevent.runId().toString()
             writer.set_state(RUNNING)
 
-        def onQueryProgress(self, jevent: Any) -> None:  # noqa: N802
+        def onQueryProgress(self, jevent: Any) -> None:
             progress = json.loads(jevent.progress().json())
             name = self.names.setdefault(progress["id"], progress.get("name") or progress["id"])
             summary = progress_summary(progress)
@@ -173,11 +174,11 @@ def add_status_listener(
             if on_batch is not None:
                 on_batch(name, summary)
 
-        def onQueryIdle(self, jevent: Any) -> None:  # noqa: N802
+        def onQueryIdle(self, jevent: Any) -> None:
             query_id = jevent.id().toString()
             writer.on_idle(self.names.get(query_id, query_id))
 
-        def onQueryTerminated(self, jevent: Any) -> None:  # noqa: N802
+        def onQueryTerminated(self, jevent: Any) -> None:
             error = jevent.exception()
             if error.isDefined():
                 writer.set_state(FAILED, error=str(error.get()).splitlines()[0][:2000])

@@ -33,7 +33,9 @@ def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> date
     now = datetime.now(UTC)  # before asking for end offsets: later records are later than now
     latest = latest_offsets(settings.bootstrap_servers, stream.topics)
     earliest = earliest_offsets(settings.bootstrap_servers, stream.topics)
-    behind = {tp: committed.get(tp, earliest[tp]) for tp, end in latest.items() if committed.get(tp, earliest[tp]) < end}
+    behind = {
+        tp: committed.get(tp, earliest[tp]) for tp, end in latest.items() if committed.get(tp, earliest[tp]) < end
+    }
     marks = [now]
     for tp, stamp in record_timestamps(settings.bootstrap_servers, behind).items():
         if stamp is None:
@@ -46,7 +48,9 @@ class StreamNotStarted(LakeError):
     """The stream never committed a batch, so no hour of its table is known to be closed."""
 
 
-def closed_before(settings: Settings, stream: StreamConfig, paths: TablePaths, *, limit: datetime | None = None) -> datetime:
+def closed_before(
+    settings: Settings, stream: StreamConfig, paths: TablePaths, *, limit: datetime | None = None
+) -> datetime:
     """The end of the last hour compaction may touch: the stream's watermark minus grace.
 
     ``limit`` can only lower it — except for a landing no stream has committed to (an import,
@@ -58,7 +62,8 @@ def closed_before(settings: Settings, stream: StreamConfig, paths: TablePaths, *
         if limit is None:
             raise StreamNotStarted(
                 f"stream {stream.name!r} has not committed a batch to its {paths.fmt} sink yet, so no hour is known "
-                f"to be closed; start it (`kafkalake stream run {stream.name}`) or pass --closed-before for a static landing"
+                f"to be closed; start it (`kafkalake stream run {stream.name}`) or pass --closed-before "
+                "for a static landing"
             )
         return limit
     mark -= timedelta(minutes=stream.compaction.grace_minutes)

@@ -11,13 +11,19 @@ path treat them like any stream's output.
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kafkalake.lake.tables import Hour
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Spark's file sink compacts its log every 10 batches (``<9>.compact``); stay below.
 MAX_LOG_BATCHES = 9
@@ -30,7 +36,7 @@ class Generated:
     bytes: int
 
 
-def _fridge_table(rows: int, hour: Hour, first_offset: int, rng, partition: int):  # noqa: ANN001
+def _fridge_table(rows: int, hour: Hour, first_offset: int, rng: random.Random, partition: int) -> pa.Table:
     import numpy as np
     import pyarrow as pa
 
@@ -65,7 +71,7 @@ def generate_landing(
     rows_per_file: int,
     seed: int = 7,
     batches: int = 3,
-    progress=None,  # noqa: ANN001 (callable(done_files, total_files))
+    progress: Callable[[int, int], None] | None = None,
 ) -> Generated:
     """Write ``files_per_hour`` Parquet files of ``rows_per_file`` fridge rows into each hour of
     a landing sink at ``sink`` and commit them in ``batches`` log files (appends to a sink this

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from kafkalake.schema.model import SchemaVersion
 
 
-def encode_body(schema: SchemaVersion | Mapping[str, Any], record: Mapping[str, Any], *, validate: bool = True) -> bytes:
+def encode_body(
+    schema: SchemaVersion | Mapping[str, Any], record: Mapping[str, Any], *, validate: bool = True
+) -> bytes:
     """Avro binary of ``record`` without a header (what Spark's ``from_avro`` reads).
 
     Validates first by default: fastavro's writer silently truncates 1.5 into an int field.

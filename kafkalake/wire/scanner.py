@@ -83,7 +83,9 @@ class _BodyScanner:
         except _Malformed as exc:
             raise DecodeError(exc.reason, f"schema id {schema_id}: {exc}", schema_id=schema_id) from None
         except RecursionError:
-            raise DecodeError(DecodeReason.CORRUPT, f"schema id {schema_id}: record nested too deeply", schema_id=schema_id) from None
+            raise DecodeError(
+                DecodeReason.CORRUPT, f"schema id {schema_id}: record nested too deeply", schema_id=schema_id
+            ) from None
         if cursor.pos != len(body):
             raise DecodeError(
                 DecodeReason.TRAILING_BYTES,
@@ -198,7 +200,8 @@ class _BodyScanner:
                     if c.zero_width_left < 0:
                         raise _Malformed(
                             DecodeReason.CORRUPT,
-                            f"{what} declares {count} items that occupy no bytes (limit {MAX_ZERO_WIDTH_ITEMS} per message)",
+                            f"{what} declares {count} items that occupy no bytes "
+                            f"(limit {MAX_ZERO_WIDTH_ITEMS} per message)",
                         )
                 for _ in range(count):
                     if scan_key is not None:
@@ -206,7 +209,8 @@ class _BodyScanner:
                     scan_item(c)
                 if block_end is not None and c.pos != block_end:
                     raise _Malformed(
-                        DecodeReason.CORRUPT, f"{what} block declared {size} bytes but its items took {c.pos - (block_end - size)}"
+                        DecodeReason.CORRUPT,
+                        f"{what} block declared {size} bytes but its items took {c.pos - (block_end - size)}",
                     )
             c.depth -= 1
 
@@ -225,7 +229,9 @@ def _primitive(kind: Any) -> tuple[_Scan, int]:
         def scan_boolean(c: _Cursor) -> None:
             c.need(1, "boolean")
             if c.body[c.pos] > 1:
-                raise _Malformed(DecodeReason.CORRUPT, f"boolean byte 0x{c.body[c.pos]:02x} at offset {c.pos} is not 0 or 1")
+                raise _Malformed(
+                    DecodeReason.CORRUPT, f"boolean byte 0x{c.body[c.pos]:02x} at offset {c.pos} is not 0 or 1"
+                )
             c.pos += 1
 
         return scan_boolean, 1
@@ -257,7 +263,9 @@ def _primitive(kind: Any) -> tuple[_Scan, int]:
                 try:
                     c.body[c.pos : c.pos + length].decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise _Malformed(DecodeReason.CORRUPT, f"string at offset {start} is not UTF-8 ({exc.reason})") from None
+                    raise _Malformed(
+                        DecodeReason.CORRUPT, f"string at offset {start} is not UTF-8 ({exc.reason})"
+                    ) from None
             c.pos += length
 
         return scan_sized, 1

@@ -31,6 +31,8 @@ from kafkalake.stream.driver import driver_processes, terminate_driver
 from kafkalake.stream.health import Action, Thresholds
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow.sdk import Context
 
 #: A supervisor watches a job that runs for months: the sensor itself never times out.
@@ -184,7 +186,7 @@ def _run_start(context: Context) -> float | None:
     return start.timestamp() if start is not None else None
 
 
-def _utc(epoch: float):  # noqa: ANN202 (datetime)
+def _utc(epoch: float) -> datetime:
     from datetime import datetime
 
     return datetime.fromtimestamp(epoch, tz=UTC)
