@@ -14,7 +14,7 @@ from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperato
 DOC = """
 ### schema_migration: roll a new schema version out under live traffic
 
-The seed's fridge fleet: old fridges keep sending v1 while the platform moves to v2 (adds
+The notebook's fridge fleet: old fridges keep sending v1 while the platform moves to v2 (adds
 `temperature`). *Trigger DAG w/ config* with the subject and the new schema's JSON text:
 
 1. **validate** — subject exists, the text is valid JSON / Avro, defaults match their types.

@@ -1,6 +1,6 @@
 """Kafka topics through the admin client.
 
-Topics are created with ``message.timestamp.type=LogAppendTime`` (ARCHITECTURE invariant 5):
+Topics are created with ``message.timestamp.type=LogAppendTime`` (docs/architecture.md: Deterministic partitions):
 the broker stamps each record, so the hour a record lands in is decided once, by Kafka, and
 replay or backfill puts it in the same partition of the lake.
 """

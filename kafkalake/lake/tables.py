@@ -1,4 +1,4 @@
-"""The lake zone and THE read path of a table (ARCHITECTURE invariants 5-7).
+"""The lake zone and THE read path of a table (docs/architecture.md: Deterministic partitions, One read path).
 
 A table is one stream in one sink format. Its rows live in two places:
 

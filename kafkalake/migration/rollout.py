@@ -1,6 +1,6 @@
 """Schema migration: roll a new schema version out under live traffic, losing nothing.
 
-The seed's scenario: fridges in homes cannot all be updated, so v1 devices keep sending while
+The notebook's scenario: fridges in homes cannot all be updated, so v1 devices keep sending while
 the platform moves to v2 (adds ``temperature``). The steps, each a task of
 ``dags/schema_migration.py``:
 

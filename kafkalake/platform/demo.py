@@ -141,7 +141,7 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
             for i, (key, value, _sid, _kind) in enumerate(fleet.messages(per_hour * 3))
         ))
     say(f"==> stream {stream.name}: --available-now, max_offsets_per_trigger={stream.max_offsets_per_trigger} "
-        "(small files on purpose: the seed's 'files too small' problem)")
+        "(small files on purpose: the notebook's 'files too small' problem)")
     result = run_job(settings, "stream_ingest", [stream.name, "--available-now"], conf=stream_conf(stream))
     if result.returncode != 0:
         raise ServiceError(f"stream {stream.name} failed (exit {result.returncode}); see the output above")
@@ -183,7 +183,7 @@ def seed_demo_registry(settings: Settings, say: Callable[[str], None] = print) -
 
 def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds: float = 20.0, rate: int = 500,
                      say: Callable[[str], None] = print) -> dict:
-    """The seed's fridge rollout under live traffic: v1 fridges keep sending while the
+    """The notebook's fridge rollout under live traffic: v1 fridges keep sending while the
     schema_migration DAG registers v2 and rolls the stream; then new fridges send v2."""
     import json
     import threading

@@ -35,7 +35,7 @@ FleetMessage = tuple[bytes, bytes, "int | None", "str | None"]
 class FridgeFleet:
     """D fridges keyed by device id; the first ``round(D * v1_fraction)`` keep sending v1.
 
-    As in the seed notebook, old devices never upgrade: a consumer on v2 must keep reading
+    As in the notebook, old devices never upgrade: a consumer on v2 must keep reading
     v1 records forever. Records are deterministic for a given ``seed``.
     """
 

@@ -1,6 +1,6 @@
-"""Fast, lossless Avro producer and the fridge-fleet simulator (the seed's devices).
+"""Fast, lossless Avro producer and the fridge-fleet simulator (the notebook's devices).
 
-Why it is fast (the seed builds a new ``avro.io.DatumWriter`` + ``BytesIO`` + ``BinaryEncoder``
+Why it is fast (the notebook's approach builds a new ``avro.io.DatumWriter`` + ``BytesIO`` + ``BinaryEncoder``
 per record and calls ``produce()`` for each):
 
 * the writer schema is parsed once (fastavro), and each record is encoded by fastavro's

@@ -27,7 +27,7 @@ def validate_schema_text(text: str, *, source: str = "schema") -> ValidatedSchem
 
     Both ``avro`` and ``fastavro`` must accept the schema because producers use fastavro
     and the compatibility checker uses avro; defaults are checked here because neither
-    library refuses a default that does not match its type (the seed's ``"default": "1"``
+    library refuses a default that does not match its type (the notebook's ``"default": "1"``
     on ``["null", "string"]``), while Java readers do.
     """
     import fastavro

@@ -32,7 +32,7 @@ DEFAULT_CONF: dict[str, str] = {
     # fridge decode at 0.4x its speed when it was 9.5 KB). Compile them anyway.
     # The throughput collector, not G1: a micro-batch allocates short-lived objects per
     # decoded record and field. In fresh-JVM A/B runs (2 each) the ingest job's steady rate
-    # rose from 107-114k to 131-137k rec/s with it (the seed-style job's: ~2 %); a young
+    # rose from 107-114k to 131-137k rec/s with it (the single-schema job's: ~2 %); a young
     # collection of the small heap pauses for milliseconds, far below a trigger interval.
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:-DontCompileHugeMethods -XX:+UseParallelGC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC -XX:-DontCompileHugeMethods -XX:+UseParallelGC",

@@ -1,4 +1,7 @@
-"""Kafka rows -> table rows and quarantine rows: THE decode path (ARCHITECTURE invariants 1-3).
+"""Kafka rows -> table rows and quarantine rows: THE decode path.
+
+docs/architecture.md: One decode path; Every message names its writer schema; Nothing is
+silently dropped.
 
 Streaming ingest, backfill and migration all call :func:`decode`. It runs entirely in the
 JVM: Spark's ``from_avro`` takes ``jsonFormatSchema`` as the *writer* schema and the option

@@ -1,4 +1,4 @@
-"""When is an hour closed? (ARCHITECTURE invariant 5)
+"""When is an hour closed? (docs/architecture.md: Deterministic partitions)
 
 Topics use LogAppendTime, so within a partition timestamps never go backwards. The stream's
 checkpoint says, per partition, the next offset it will read (everything before is committed

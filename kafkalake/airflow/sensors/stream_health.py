@@ -9,7 +9,7 @@ and applies :func:`kafkalake.health.assess`:
   ``health.max_lag`` -> request a stop, SIGTERM the driver (python + its spark-submit JVM and
   that JVM's workers), SIGKILL what is left after a grace, and fail. The job task then ends,
   and its retry / the next ``@continuous`` run starts a fresh driver from the checkpoint
-  (exactly once, ARCHITECTURE invariant 4);
+  (docs/architecture.md: Exactly once into the lake);
 * job task not started yet (queued, waiting for its retry) -> give the worker slot back
   for a while (``airflow dags test``, which runs one task at a time, needs that too).
 
