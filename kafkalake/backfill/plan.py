@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from kafkalake.backfill.request import (
 from kafkalake.config import Settings
 from kafkalake.lake.landing import landing_hours
 from kafkalake.lake.manifest import read_manifest
-from kafkalake.lake.tables import TablePaths
+from kafkalake.lake.tables import Hour, TablePaths
 from kafkalake.stream.config import StreamConfig
 
 
@@ -140,7 +141,7 @@ def _as_json(flat: dict[str, int]) -> Offsets:
 
 
 def closed_cutoff(settings: Settings, stream: StreamConfig, paths: TablePaths) -> datetime:
-    """:func:`kafkalake.compaction.closed_before` (watermark minus grace), with a backfill's hint
+    """:func:`kafkalake.stream.watermark.closed_before` (watermark minus grace), with a backfill's hint
     when the stream has not committed anything yet."""
     from kafkalake.stream.checkpoint import checkpoint_resume_offsets
     from kafkalake.stream.config import stream_paths
@@ -179,19 +180,7 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
 
     start_json = end_json = None
     if request.mode == "offsets":
-        assert request.starting_offsets is not None and request.ending_offsets is not None
-        unknown = sorted(set(request.starting_offsets) - set(stream.topics))
-        if unknown:
-            raise BackfillError(f"topic(s) {', '.join(unknown)} are not read by stream {stream.name!r} "
-                                f"(its topics: {', '.join(stream.topics)})")
-        first = _resolve(request.starting_offsets, earliest, EARLIEST)
-        end = _resolve(request.ending_offsets, latest, LATEST)
-        check_cover(first, end, boundaries[0], boundaries[-1], span=span)
-        for tp in sorted(first):
-            if first[tp] < earliest[tp] or end[tp] > latest[tp]:
-                raise BackfillError(f"{tp}: offsets {first[tp]}..{end[tp]} are outside what Kafka holds "
-                                    f"({earliest[tp]}..{latest[tp]})")
-        start_json, end_json = _as_json(first), _as_json(end)
+        start_json, end_json = _offsets_range(request, stream, earliest, latest, boundaries, span=span)
 
     manifest = read_manifest(paths)
     landing = landing_hours(paths)
@@ -204,27 +193,7 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
         files = landing.get(hour, {})
         in_kafka = records_in(hour_range)
         complete = hour.key not in gone
-        action, why = ("replace" if entry else "add"), ""
-        if request.source == "kafka":
-            if not complete:
-                raise BackfillError(f"hour {hour.key}: Kafka no longer holds all of its records ({gone[hour.key]}); "
-                                    f"rebuild it from the landing zone (source=landing)")
-            if entry and entry["rows"] > in_kafka:
-                raise BackfillError(f"hour {hour.key}: Kafka's time index puts {in_kafka:,} records in it but the "
-                                    f"lake has {entry['rows']:,} rows; replacing them would lose rows (timestamps "
-                                    f"out of order in a CreateTime topic?): rebuild it from landing")
-            if in_kafka == 0:
-                if files:
-                    raise BackfillError(f"hour {hour.key}: Kafka has no records for it but landing has {len(files)} "
-                                        f"file(s); refusing to replace them with nothing")
-                action, why = "skip", "no records in Kafka, nothing in the table"
-        else:
-            if not files:
-                raise BackfillError(f"hour {hour.key} has no landing files to rebuild from; backfill it from Kafka "
-                                    f"(source=kafka)")
-            if entry and entry.get("landing_removed"):
-                raise BackfillError(f"hour {hour.key}: its landing files were deleted after compaction (retention); "
-                                    f"backfill it from Kafka (source=kafka)")
+        action, why = _hour_action(request.source, hour, entry, files, in_kafka, gone)
         size = sum(files.values())
         planned.append(HourPlan(
             hour=hour.key, action=action, why=why,
@@ -240,3 +209,48 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
         start=iso(request.start), end=iso(request.end), closed_before=iso(cutoff), topics=list(stream.topics),
         target_bytes=target, hours=planned, starting_offsets=start_json, ending_offsets=end_json,
     )
+
+
+def _offsets_range(request: BackfillRequest, stream: StreamConfig, earliest: dict[str, int], latest: dict[str, int],
+                   boundaries: list[dict[str, int]], *, span: str) -> tuple[Offsets, Offsets]:
+    """Offsets mode: the requested range, resolved (-2/-1) and checked to cover the hours and to be in Kafka."""
+    assert request.starting_offsets is not None and request.ending_offsets is not None
+    unknown = sorted(set(request.starting_offsets) - set(stream.topics))
+    if unknown:
+        raise BackfillError(f"topic(s) {', '.join(unknown)} are not read by stream {stream.name!r} "
+                            f"(its topics: {', '.join(stream.topics)})")
+    first = _resolve(request.starting_offsets, earliest, EARLIEST)
+    end = _resolve(request.ending_offsets, latest, LATEST)
+    check_cover(first, end, boundaries[0], boundaries[-1], span=span)
+    for tp in sorted(first):
+        if first[tp] < earliest[tp] or end[tp] > latest[tp]:
+            raise BackfillError(f"{tp}: offsets {first[tp]}..{end[tp]} are outside what Kafka holds "
+                                f"({earliest[tp]}..{latest[tp]})")
+    return _as_json(first), _as_json(end)
+
+
+def _hour_action(source: str, hour: Hour, entry: dict[str, Any] | None, files: Mapping[Any, int], in_kafka: int,
+                 gone: Mapping[str, str]) -> tuple[str, str]:
+    """(action, why) for one hour, or a refusal when replacing it would lose rows."""
+    action, why = ("replace" if entry else "add"), ""
+    if source == "kafka":
+        if hour.key in gone:
+            raise BackfillError(f"hour {hour.key}: Kafka no longer holds all of its records ({gone[hour.key]}); "
+                                f"rebuild it from the landing zone (source=landing)")
+        if entry and entry["rows"] > in_kafka:
+            raise BackfillError(f"hour {hour.key}: Kafka's time index puts {in_kafka:,} records in it but the "
+                                f"lake has {entry['rows']:,} rows; replacing them would lose rows (timestamps "
+                                f"out of order in a CreateTime topic?): rebuild it from landing")
+        if in_kafka == 0:
+            if files:
+                raise BackfillError(f"hour {hour.key}: Kafka has no records for it but landing has {len(files)} "
+                                    f"file(s); refusing to replace them with nothing")
+            action, why = "skip", "no records in Kafka, nothing in the table"
+    else:
+        if not files:
+            raise BackfillError(f"hour {hour.key} has no landing files to rebuild from; backfill it from Kafka "
+                                f"(source=kafka)")
+        if entry and entry.get("landing_removed"):
+            raise BackfillError(f"hour {hour.key}: its landing files were deleted after compaction (retention); "
+                                f"backfill it from Kafka (source=kafka)")
+    return action, why

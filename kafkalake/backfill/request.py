@@ -10,9 +10,9 @@ so there is one way each thing is done:
   is exclusive). By offsets: ``startingOffsets`` / ``endingOffsets`` JSON. ``failOnDataLoss``
   stays on: offsets that vanish mid-read fail the job. The range is read once, decoded once
   and cached (memory and disk); each hour's write, its quarantine and the counts read the cache.
-* **decode** — :func:`kafkalake.ingest.decode`, the stream's own transform (invariant 1).
+* **decode** — :func:`kafkalake.stream.decode.decode`, the stream's own transform (invariant 1).
   Undecodable records become quarantine rows exactly as in the stream (invariant 3).
-* **publish** — :class:`kafkalake.compaction.Compactor`: each hour is written to a new
+* **publish** — :class:`kafkalake.lake.publish.Compactor`: each hour is written to a new
   version folder, verified (row count + order-independent checksum of what was read, observed
   during the write) and all hours are published by one atomic manifest replace (origin
   ``backfill``). A crash leaves the old or the new state; the next lake run finishes or rolls
@@ -21,7 +21,7 @@ so there is one way each thing is done:
 **Hours are the unit.** ``start`` and ``end`` are ISO timestamps on whole hours, ``end``
 exclusive (like Kafka's ``endingTimestamp``): ``--start 05:00Z --end 07:00Z`` replaces hours 05
 and 06. Only hours the stream has closed (its watermark minus ``compaction.grace_minutes``,
-:func:`kafkalake.compaction.closed_before`) may be replaced: an hour still open could get
+:func:`kafkalake.stream.watermark.closed_before`) may be replaced: an hour still open could get
 more records after the backfill read it; it is refused with the hour and the watermark.
 
 **Offsets mode** (``starting_offsets`` / ``ending_offsets``, ``{"topic": {"0": 123, ...}}``,

@@ -23,6 +23,8 @@ from kafkalake.stream.config import StreamConfig
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from kafkalake.lake.publish import HourResult
+
 
 def read_kafka(spark: SparkSession, settings: Settings, topics: list[str], *, plan: BackfillPlan,
                start: datetime, end: datetime) -> DataFrame:
@@ -195,17 +197,7 @@ def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig
         if plan.source == "kafka":
             raw = read_kafka(spark, settings, plan.topics, plan=plan, start=request.start, end=request.end)
             decoded = decode(raw, decode_plan(registry, stream.subject)).persist(StorageLevel.MEMORY_AND_DISK)
-            counts = _count_by_hour_zone(decoded)  # the one Kafka read; everything below reads the cache
-            wanted = {h.hour for h in plan.hours}
-            out["records_read"] = sum(counts.values())
-            out["records_outside_hours"] = sum(n for (key, _z), n in counts.items() if key not in wanted)
-            rows_of = {h.hour: counts.get((h.hour, LANDING), 0) for h in todo}
-            quarantined = {h.hour: counts.get((h.hour, QUARANTINE), 0) for h in todo}
-            for h in todo:
-                if rows_of[h.hour] == 0 and h.lake_rows:
-                    raise BackfillError(f"hour {h.hour}: every one of its {quarantined[h.hour]:,} records in Kafka is "
-                                        f"undecodable now, but the lake has {h.lake_rows:,} rows; refusing to replace "
-                                        f"them with nothing (check the schema registry)")
+            rows_of, quarantined = _count_kafka_hours(decoded, plan, out)
         else:
             quarantined = _landing_quarantine_counts(spark, paths, compactor.schema, [h.hour for h in todo])
         for h in todo:
@@ -253,6 +245,32 @@ def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig
     keep.update({r.hour: (extra[r.hour].get("quarantine") or {}).get("dir") for r in results})
     out["cleanup"] = compactor.cleanup() if results else {}
     out["cleanup"]["quarantine_folders_removed"] = _drop_superseded_quarantine(settings, paths, keep)
+    return _with_hours(out, plan, results, extra, quarantine_only)
+
+
+def _count_kafka_hours(decoded: DataFrame, plan: BackfillPlan,
+                       out: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows and quarantined records per hour to write: the one Kafka read (everything after reads
+    the cache). Refuses an hour that would be replaced with nothing while the lake has rows."""
+    from kafkalake.stream.decode import LANDING, QUARANTINE
+
+    counts = _count_by_hour_zone(decoded)
+    wanted = {h.hour for h in plan.hours}
+    out["records_read"] = sum(counts.values())
+    out["records_outside_hours"] = sum(n for (key, _z), n in counts.items() if key not in wanted)
+    rows_of = {h.hour: counts.get((h.hour, LANDING), 0) for h in plan.to_write}
+    quarantined = {h.hour: counts.get((h.hour, QUARANTINE), 0) for h in plan.to_write}
+    for h in plan.to_write:
+        if rows_of[h.hour] == 0 and h.lake_rows:
+            raise BackfillError(f"hour {h.hour}: every one of its {quarantined[h.hour]:,} records in Kafka is "
+                                f"undecodable now, but the lake has {h.lake_rows:,} rows; refusing to replace "
+                                f"them with nothing (check the schema registry)")
+    return rows_of, quarantined
+
+
+def _with_hours(out: dict[str, Any], plan: BackfillPlan, results: list[HourResult], extra: dict[str, dict[str, Any]],
+                quarantine_only: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The report's per-hour list (skipped, quarantine only, replaced) and its totals."""
     out["hours"] = [{"hour": h.hour, "action": "skip", "why": h.why, "rows": 0, "quarantined": 0,
                      "offsets_in_range": h.offsets_in_range, "kafka_offsets": h.kafka_offsets,
                      "kafka_complete": h.kafka_complete} for h in plan.hours if h.action == "skip"]

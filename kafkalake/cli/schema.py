@@ -1,7 +1,7 @@
 """``kafkalake schema ...``: inspect, check and register schemas in the registry folder.
 
 Mounted by the main CLI (``app.add_typer(schema_app, name="schema")``). User errors are
-:class:`~kafkalake.registry.SchemaError` (the main CLI prints ``error: <msg>``); an
+:class:`~kafkalake.schema.SchemaError` (the main CLI prints ``error: <msg>``); an
 incompatible schema prints every reason and exits 1, so CI can gate on ``check``.
 """
 
@@ -21,7 +21,7 @@ schema_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DIR_KEY = "kafkalake.schema_cli.schemas_dir"
+_DIR_KEY = "kafkalake.cli.schema.schemas_dir"
 
 
 @schema_app.callback()

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError
@@ -26,7 +27,10 @@ from kafkalake.platform.local_airflow import airflow_env, dag_run_state
 from kafkalake.produce.fleet import fleet_from_registry
 from kafkalake.produce.producer import produce_parallel
 from kafkalake.schema.registry import Registry
-from kafkalake.stream.config import get_stream, stream_paths
+from kafkalake.stream.config import StreamConfig, get_stream, stream_paths
+
+if TYPE_CHECKING:
+    import threading
 
 WAIT_S = 600.0
 
@@ -185,14 +189,9 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
                      say: Callable[[str], None] = print) -> dict:
     """The notebook's fridge rollout under live traffic: v1 fridges keep sending while the
     schema_migration DAG registers v2 and rolls the stream; then new fridges send v2."""
-    import json
     import threading
-    import uuid
 
     from kafkalake.lake.read import read_table_arrow
-    from kafkalake.produce.fleet import FridgeFleet
-    from kafkalake.produce.producer import make_producer
-    from kafkalake.wire.encoder import FramedEncoder
 
     stream = get_stream(settings, stream_name)
     registry = Registry(settings.schemas_dir)
@@ -200,66 +199,25 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
     if registry.latest(stream.subject).version >= 2:
         say(f"rollout: {stream.subject} is already at v{registry.latest(stream.subject).version} in "
             f"{settings.schemas_dir}; the schema_migration DAG would be a no-op")
-    env = airflow_env(settings)
-    airflow = str(Path(sys.executable).parent / "airflow")
     stop = threading.Event()
     sent = {1: 0, 2: 0}
 
-    def produce(version: int) -> None:
-        encoder = FramedEncoder.for_version(registry.get(stream.subject, version))
-        fleet = FridgeFleet(v1=encoder, v2=encoder, devices=60 if version == 1 else 140,
-                            v1_fraction=1.0 if version == 1 else 0.0, seed=version)
-        producer = make_producer(settings.bootstrap_servers)
-        records = fleet.messages(100_000_000)
-        while not stop.is_set():
-            tick = time.monotonic()
-            for _ in range(rate // 10):
-                key, value, _sid, _kind = next(records)
-                producer.produce(stream.topics[0], value=value, key=key)
-            sent[version] += rate // 10
-            producer.poll(0)
-            time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
-        producer.flush(60)
+    def fleet(version: int) -> threading.Thread:
+        thread = threading.Thread(target=_produce_at_rate, daemon=True,
+                                  args=(settings, registry, stream, version, rate, stop, sent))
+        thread.start()
+        return thread
 
     before = read_table_arrow(stream.name, settings=settings).num_rows
-    threads = [threading.Thread(target=produce, args=(1,), daemon=True)]
-    threads[0].start()
-    say(
-        f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls {stream.name}"
-    )
-    run_id = f"demo_rollout_{uuid.uuid4().hex[:6]}"
-    for args in (
-        ["dags", "unpause", "schema_migration"],
-        [
-            "dags",
-            "trigger",
-            "schema_migration",
-            "--run-id",
-            run_id,
-            "-c",
-            json.dumps({"subject": stream.subject, "schema": v2_text}),
-        ],
-    ):
-        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            stop.set()
-            raise ServiceError(
-                f"`airflow {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()[-300:]}"
-            )
-    deadline = time.monotonic() + WAIT_S
-    state = None
-    while state not in ("success", "failed"):
-        if time.monotonic() > deadline:
-            stop.set()
-            raise ServiceError(f"schema_migration run {run_id} did not finish in {WAIT_S:.0f}s: see the Airflow UI")
-        time.sleep(5)
-        state = dag_run_state(env, "schema_migration", run_id)
-        say(f"    ... schema_migration {run_id}: {state or 'queued'}")
-    if state != "success":
+    threads = [fleet(1)]
+    say(f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls "
+        f"{stream.name}")
+    try:
+        _run_migration_dag(settings, stream, v2_text, say)
+    except BaseException:
         stop.set()
-        raise ServiceError(f"schema_migration run {run_id} failed: see its task logs in the Airflow UI")
-    threads.append(threading.Thread(target=produce, args=(2,), daemon=True))
-    threads[1].start()
+        raise
+    threads.append(fleet(2))
     say(f"==> 140 new fridges now send v2 (with temperature) for {seconds:.0f}s, the old ones still v1")
     time.sleep(seconds)
     stop.set()
@@ -273,16 +231,62 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
         time.sleep(2)
     counts = table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist()
     with_temp = table.filter(table["temperature"].is_valid()).num_rows if "temperature" in table.column_names else 0
+    by_version = sorted(counts, key=lambda c: c["schema_version"])
     say("")
     say(f"table {stream.name} (read_table: lake hours + landing hours not yet compacted): {table.num_rows:,} rows, "
         f"= {before:,} before + {sent[1] + sent[2]:,} sent during the rollout, nothing lost")
     say("  schema: " + ", ".join(f"{f.name}:{f.type}" for f in table.schema))
-    say(
-        "  rows by writer version: "
-        + ", ".join(
-            f"v{c['schema_version']}: {c['schema_version_count']:,}"
-            for c in sorted(counts, key=lambda c: c["schema_version"])
-        )
-    )
+    say("  rows by writer version: " + ", ".join(f"v{c['schema_version']}: {c['schema_version_count']:,}"
+                                                 for c in by_version))
     say(f"  rows with a temperature: {with_temp:,} (v1 rows read it as null)")
     return {"rows": table.num_rows, "by_version": counts}
+
+
+def _produce_at_rate(settings: Settings, registry: Registry, stream: StreamConfig, version: int, rate: int,
+                     stop: threading.Event, sent: dict[int, int]) -> None:
+    """Fridges on schema ``version`` send ``rate`` records/s until ``stop`` (counted in ``sent``)."""
+    from kafkalake.produce.fleet import FridgeFleet
+    from kafkalake.produce.producer import make_producer
+    from kafkalake.wire.encoder import FramedEncoder
+
+    encoder = FramedEncoder.for_version(registry.get(stream.subject, version))
+    fleet = FridgeFleet(v1=encoder, v2=encoder, devices=60 if version == 1 else 140,
+                        v1_fraction=1.0 if version == 1 else 0.0, seed=version)
+    producer = make_producer(settings.bootstrap_servers)
+    records = fleet.messages(100_000_000)
+    while not stop.is_set():
+        tick = time.monotonic()
+        for _ in range(rate // 10):
+            key, value, _sid, _kind = next(records)
+            producer.produce(stream.topics[0], value=value, key=key)
+        sent[version] += rate // 10
+        producer.poll(0)
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+    producer.flush(60)
+
+
+def _run_migration_dag(settings: Settings, stream: StreamConfig, schema_text: str, say: Callable[[str], None]) -> None:
+    """Trigger the schema_migration DAG with ``schema_text`` and wait for its run to succeed."""
+    import json
+    import uuid
+
+    env = airflow_env(settings)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    run_id = f"demo_rollout_{uuid.uuid4().hex[:6]}"
+    conf = json.dumps({"subject": stream.subject, "schema": schema_text})
+    for args in (["dags", "unpause", "schema_migration"],
+                 ["dags", "trigger", "schema_migration", "--run-id", run_id, "-c", conf]):
+        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()[-300:]
+            raise ServiceError(f"`airflow {' '.join(args[:3])}` failed: {detail}")
+    deadline = time.monotonic() + WAIT_S
+    state = None
+    while state not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"schema_migration run {run_id} did not finish in {WAIT_S:.0f}s: see the Airflow UI")
+        time.sleep(5)
+        state = dag_run_state(env, "schema_migration", run_id)
+        say(f"    ... schema_migration {run_id}: {state or 'queued'}")
+    if state != "success":
+        raise ServiceError(f"schema_migration run {run_id} failed: see its task logs in the Airflow UI")

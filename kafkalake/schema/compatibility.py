@@ -5,6 +5,7 @@ Each incompatibility is explained as a sentence a person can act on."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import avro.schema
@@ -138,6 +139,23 @@ def _same_kind(reader_branch: Any, writer: Any) -> bool:
     return not isinstance(writer, NamedSchema) and reader_branch.type == writer.type
 
 
+@dataclass(frozen=True)
+class _Spot:
+    """Where an incompatibility is reported and between which schemas."""
+
+    reader_label: str
+    writer_label: str
+    location: str
+    kinds: list[str]
+
+    def made(self, kind: str, message: str) -> list[Incompatibility]:
+        return [
+            Incompatibility(
+                reader=self.reader_label, writer=self.writer_label, location=self.location, kind=kind, message=message
+            )
+        ]
+
+
 def _explain(
     reader: Any,
     writer: Any,
@@ -152,22 +170,21 @@ def _explain(
 
     ``base_location`` is where ``reader`` itself sits when it is part of a larger schema.
     """
-    walked = location
-    location = (base_location + ("" if location == "/" else location)) or "/"
+    spot = _Spot(reader_label, writer_label, (base_location + ("" if location == "/" else location)) or "/", kinds)
+    found = _walk(reader, writer, [t for t in location.strip("/").split("/") if t], spot)
+    if isinstance(found, list):
+        return found
+    return _explain_types(*found, spot)
 
-    tokens = [t for t in walked.strip("/").split("/") if t]
-    r: Any = reader
-    w: Any = writer
+
+def _walk(r: Any, w: Any, tokens: list[str], spot: _Spot) -> list[Incompatibility] | tuple[Any, Any, str]:
+    """Follow the checker's path; an explanation when the path ends on a named problem, else
+    the (reader, writer, what) the path leads to."""
+    location, reader_label, writer_label = spot.location, spot.reader_label, spot.writer_label
     what = "the schema"
     reader_field: Any = None
     writer_field: Any = None
     i = 0
-
-    def made(kind: str, message: str) -> list[Incompatibility]:
-        return [
-            Incompatibility(reader=reader_label, writer=writer_label, location=location, kind=kind, message=message)
-        ]
-
     while i < len(tokens):
         token = tokens[i]
         if token == "fields" and i + 1 < len(tokens) and isinstance(r, RecordSchema):
@@ -182,7 +199,7 @@ def _explain(
                     if renamed
                     else "if it is a rename, keep the old name or list it in \"aliases\""
                 )
-                return made(
+                return spot.made(
                     "reader_field_missing_default_value",
                     f"{what} at {location} has no default: readers using {reader_label} cannot read "
                     f"{writer_label} records that lack it; add a default (e.g. type [\"null\", ...] with "
@@ -202,20 +219,20 @@ def _explain(
             r = r.schemas[int(token)]
         elif token == "name" and isinstance(r, NamedSchema) and i == len(tokens) - 1:
             wname = w.fullname if isinstance(w, NamedSchema) else _type_name(w)
-            return made(
+            return spot.made(
                 "name_mismatch",
                 f"{what} at {location}: {reader_label} names the type '{r.fullname}' but {writer_label} "
                 f"wrote '{wname}'; keep the name or add \"aliases\": [\"{wname}\"] to the type",
             )
         elif token == "size" and isinstance(r, FixedSchema) and isinstance(w, FixedSchema):
-            return made(
+            return spot.made(
                 "fixed_size_mismatch",
                 f"{what} at {location}: fixed '{r.fullname}' has size {r.size} in {reader_label} but "
                 f"{w.size} in {writer_label}; a fixed size cannot change, add a new field instead",
             )
         elif token == "symbols" and isinstance(r, EnumSchema) and isinstance(w, EnumSchema):
             missing = sorted(set(w.symbols) - set(r.symbols))
-            return made(
+            return spot.made(
                 "missing_enum_symbols",
                 f"{what} at {location}: {writer_label} can write symbols {missing} that enum "
                 f"'{r.fullname}' in {reader_label} lacks; keep them or give the enum a \"default\" symbol",
@@ -223,12 +240,17 @@ def _explain(
         else:
             break
         i += 1
+    return r, w, what
 
+
+def _explain_types(r: Any, w: Any, what: str, spot: _Spot) -> list[Incompatibility]:
+    """The path led to two types the reader cannot resolve: a missing writer, a union, a type change."""
+    location, reader_label, writer_label = spot.location, spot.reader_label, spot.writer_label
     if w is None:
-        return made(
-            ",".join(kinds),
+        return spot.made(
+            ",".join(spot.kinds),
             f"{what} at {location}: {reader_label} cannot read {writer_label} here "
-            f"({', '.join(kinds)}); keep the earlier definition or add a default",
+            f"({', '.join(spot.kinds)}); keep the earlier definition or add a default",
         )
     if isinstance(r, UnionSchema) and not isinstance(w, UnionSchema):
         # avro stops at "no branch matches"; when the union has the writer's own type
@@ -240,12 +262,12 @@ def _explain(
             )
             if inner:
                 return inner
-        return made(
+        return spot.made(
             "missing_union_branch",
             f"{what} at {location}: the union {_type_name(r)} in {reader_label} has no branch that can "
             f"read {_type_name(w)} written by {writer_label}; add \"{_type_name(w)}\" to the union",
         )
-    return made(
+    return spot.made(
         "type_mismatch",
         f"{what} at {location}: {reader_label} reads it as {_type_name(r)} but {writer_label} wrote "
         f"{_type_name(w)}, which Avro cannot convert; keep {_type_name(w)}, only widen "

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Status states written by the driver (kafkalake.stream_status).
+#: Status states written by the driver (kafkalake.stream.status).
 LIVE_STATES = frozenset({"starting", "running"})
 
 #: Job task states after which nothing of this DAG run will start a driver again.

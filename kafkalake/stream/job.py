@@ -1,4 +1,4 @@
-"""The streaming ingest job: Kafka -> decode (kafkalake.ingest) -> landing zone file sink(s).
+"""The streaming ingest job: Kafka -> decode (kafkalake.stream.decode) -> landing zone file sink(s).
 
 Exactly once (invariant 4) comes from Spark: the Kafka offsets of every micro-batch are in
 the checkpoint, and the file sink's ``_spark_metadata`` commit log decides which files exist.
@@ -162,50 +162,12 @@ def run_stream(
         on_batch = record_batch_gaps
 
     add_status_listener(spark, status, on_batch=on_batch)
-    reader_doc = json.loads(plan.reader.schema_json)
-    record_name = reader_doc["name"].rsplit(".", 1)[-1]
-    namespace = reader_doc.get("namespace") or (
-        reader_doc["name"].rsplit(".", 1)[0] if "." in reader_doc["name"] else ""
-    )
     table = decode(kafka_source(spark, settings, stream), plan, date_dt=True)
-    restarts = 0
     try:
-        while True:
-            try:
-                queries = start_queries(
-                    table, stream, paths, available_now=available_now,
-                    reader_record=(record_name, namespace), debug_sink=debug_sink,
-                )
-            except Exception as exc:
-                status.set_state(FAILED, error=str(exc).splitlines()[0])
-                raise
-            stopper = threading.Thread(target=_watch_stop_file, args=(paths, queries), daemon=True, name="stop-watcher")
-            stopper.start()
-            try:
-                for query in queries:
-                    query.awaitTermination()
-                break
-            except Exception as exc:  # StreamingQueryException: the query failed
-                if is_spark_55271(exc) and restarts < MAX_SPARK_55271_RESTARTS:
-                    restarts += 1
-                    log.warning(
-                        "stream %s: Spark 4.1.1 bug SPARK-55271 (NPE in Kafka source metrics on the first "
-                        "batch after a restart; that batch is committed) -- restarting the query in place "
-                        "(%d/%d)", stream.name, restarts, MAX_SPARK_55271_RESTARTS,
-                    )
-                    for query in queries:
-                        if query.isActive:
-                            query.stop()
-                    continue
-                status.set_state(FAILED, error=str(exc).splitlines()[0][:2000])
-                if is_data_loss(exc) and stream.fail_on_data_loss:
-                    raise StreamDataLossError(
-                        f"stream {stream.name!r} stopped: Kafka no longer has offsets it had not read yet "
-                        "(retention or deletion outran the stream). To accept the gap deliberately, set "
-                        f"`fail_on_data_loss: false` for {stream.name!r} in streams.yaml and run again; the gap "
-                        f"is then recorded in {paths.gaps_file}"
-                    ) from None
-                raise
+        queries = _run_queries(
+            table, stream, paths, status, available_now=available_now,
+            reader_record=_record_name(plan.reader.schema_json), debug_sink=debug_sink,
+        )
     finally:
         _drain_listener_bus(spark)
         if lock is not None:
@@ -223,6 +185,63 @@ def run_stream(
         for query in queries:
             spark.sql(f"select zone, reason, count(*) as n from {query.name} group by zone, reason").show()
     return 0
+
+
+def _record_name(reader_json: str) -> tuple[str, str]:
+    """(name, namespace) of the reader schema's record: what the Avro sink names its records."""
+    reader_doc = json.loads(reader_json)
+    full_name = reader_doc["name"]
+    namespace = reader_doc.get("namespace") or (full_name.rsplit(".", 1)[0] if "." in full_name else "")
+    return full_name.rsplit(".", 1)[-1], namespace
+
+
+def _run_queries(
+    table: DataFrame,
+    stream: StreamConfig,
+    paths: StreamPaths,
+    status: StatusWriter,
+    *,
+    available_now: bool,
+    reader_record: tuple[str, str],
+    debug_sink: str | None,
+) -> list[StreamingQuery]:
+    """Start the queries and wait for them; restart in place after SPARK-55271, fail loudly otherwise."""
+    restarts = 0
+    while True:
+        try:
+            queries = start_queries(
+                table, stream, paths, available_now=available_now, reader_record=reader_record, debug_sink=debug_sink
+            )
+        except Exception as exc:
+            status.set_state(FAILED, error=str(exc).splitlines()[0])
+            raise
+        stopper = threading.Thread(target=_watch_stop_file, args=(paths, queries), daemon=True, name="stop-watcher")
+        stopper.start()
+        try:
+            for query in queries:
+                query.awaitTermination()
+            return queries
+        except Exception as exc:  # StreamingQueryException: the query failed
+            if is_spark_55271(exc) and restarts < MAX_SPARK_55271_RESTARTS:
+                restarts += 1
+                log.warning(
+                    "stream %s: Spark 4.1.1 bug SPARK-55271 (NPE in Kafka source metrics on the first "
+                    "batch after a restart; that batch is committed) -- restarting the query in place "
+                    "(%d/%d)", stream.name, restarts, MAX_SPARK_55271_RESTARTS,
+                )
+                for query in queries:
+                    if query.isActive:
+                        query.stop()
+                continue
+            status.set_state(FAILED, error=str(exc).splitlines()[0][:2000])
+            if is_data_loss(exc) and stream.fail_on_data_loss:
+                raise StreamDataLossError(
+                    f"stream {stream.name!r} stopped: Kafka no longer has offsets it had not read yet "
+                    "(retention or deletion outran the stream). To accept the gap deliberately, set "
+                    f"`fail_on_data_loss: false` for {stream.name!r} in streams.yaml and run again; the gap "
+                    f"is then recorded in {paths.gaps_file}"
+                ) from None
+            raise
 
 
 #: In-place restarts allowed for SPARK-55271 per driver (one per recovery is what it takes).

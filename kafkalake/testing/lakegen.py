@@ -4,7 +4,7 @@ Benchmarks need thousands of small files and tests need closed past hours; strea
 through Kafka would take minutes (and LogAppendTime only makes *current* hours). The files
 are Parquet with the landing schema of the fridge subject (reader v2), under
 ``zone=landing/dt=…/hour=…``, committed by a ``_spark_metadata`` log in Spark's own format
-(a ``v1`` line, then one JSON line per file) — Spark, :mod:`kafkalake.landing` and the read
+(a ``v1`` line, then one JSON line per file) — Spark, :mod:`kafkalake.lake.landing` and the read
 path treat them like any stream's output.
 """
 

@@ -2,7 +2,7 @@
 
 It runs beside the job task (``run_stream``) of the stream's supervisor DAG. Every poke it
 reads ``$STATE/streams/<stream>/status.json`` (written by the driver's StreamingQueryListener)
-and applies :func:`kafkalake.health.assess`:
+and applies :func:`kafkalake.stream.health.assess`:
 
 * stopped (graceful stop, finished available-now run) or job task ended -> success;
 * no progress for ``health.max_idle_triggers`` trigger intervals, or lag above
