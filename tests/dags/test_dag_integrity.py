@@ -9,12 +9,12 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 HEAVY = {"pyspark", "pandas", "confluent_kafka", "fastavro", "pyarrow", "duckdb"}
 
 
-def test_no_import_errors(dagbag) -> None:  # noqa: ANN001
+def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert "kafkalake_platform_check" in dagbag.dags
 
 
-def test_dag_policy(dagbag) -> None:  # noqa: ANN001
+def test_dag_policy(dagbag) -> None:
     assert dagbag.dags
     for dag_id, dag in dagbag.dags.items():
         assert dag.doc_md and len(dag.doc_md) > 80, f"{dag_id}: doc_md missing or too short"

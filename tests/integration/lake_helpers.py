@@ -27,14 +27,14 @@ def table_settings(base: Settings, tmp_path: Path, name: str = "fr", *, topic: s
                                state_dir=tmp_path / "state")
 
 
-def lake_dirs(paths) -> set[str]:  # noqa: ANN001
+def lake_dirs(paths) -> set[str]:
     return {str(p.relative_to(paths.lake)) for p in paths.lake.glob("dt=*/hour=*/v=*")}
 
 
 def arrow_state(settings: Settings, name: str = "fr") -> tuple[int, str, int]:
     table = read_table_arrow(name, settings=settings)
     rows, digest = table_checksum_arrow(table)
-    unique = len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist())))
+    unique = len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True)))
     return rows, digest, unique
 
 
@@ -47,7 +47,8 @@ def produce_at(settings: Settings, topic: str, stamps: list[datetime], *, seed: 
     fleet = fleet_from_registry(Registry(settings.schemas_dir), devices=50, v1_fraction=0.3, seed=seed)
     messages = fleet.messages(len(stamps))
     return produce_timed(settings.bootstrap_servers, topic,
-                         ((key, value, stamp.timestamp()) for stamp, (key, value, _s, _k) in zip(stamps, messages)))
+                         ((key, value, stamp.timestamp())
+                          for stamp, (key, value, _s, _k) in zip(stamps, messages, strict=True)))
 
 
 def create_time_topic(settings: Settings) -> str:
@@ -62,7 +63,9 @@ def past_stamps(hours: list[Hour], per_hour: int) -> list[datetime]:
     return [h.start + timedelta(seconds=3600 * i / per_hour) for h in hours for i in range(per_hour)]
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, *, every: float = 1.0, log: Path | None = None) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, *, every: float = 1.0, log: Path | None = None
+) -> Any:
     """Poll ``check`` every ``every`` seconds until it returns something truthy (returned);
     fail the test after ``timeout`` seconds, with the tail of ``log`` when given."""
     deadline = time.monotonic() + timeout

@@ -64,7 +64,7 @@ def produce_bad(settings: Settings, topic: str, hour: Hour, values: list[bytes])
 
 
 @pytest.fixture(scope="module")
-def table(kafka: Settings, tmp_path_factory: pytest.TempPathFactory, lake_spark) -> Table:  # noqa: ANN001
+def table(kafka: Settings, tmp_path_factory: pytest.TempPathFactory, lake_spark) -> Table:
     from kafkalake.compaction.run import compact_table
     from kafkalake.stream.watermark import closed_before
 
@@ -91,7 +91,7 @@ def quarantine_runs(settings: Settings, hour: Hour) -> list[Path]:
     return sorted((settings.lake_root / "quarantine" / "parquet" / "fr" / hour.folder).glob("run=*"))
 
 
-def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_nothing(table: Table, lake_spark) -> None:  # noqa: ANN001
+def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_nothing(table: Table, lake_spark) -> None:
     import pyarrow.dataset as ds
 
     from kafkalake.backfill.request import parse_request
@@ -131,7 +131,8 @@ def test_a_deleted_lake_hour_comes_back_from_kafka_and_a_second_run_changes_noth
     assert [p.name for p in quarantine_runs(settings, victim)] == [f"run={again['run_id']}"]  # replaced, not doubled
     # the compaction planner leaves the backfilled hour alone (its landing has not changed)
     stream, paths = resolve_table(settings, "fr")
-    plan = {h.hour: h.why for h in plan_table(stream, paths, closed_before=closed_before(settings, stream, paths)).hours}
+    plan = {h.hour: h.why
+            for h in plan_table(stream, paths, closed_before=closed_before(settings, stream, paths)).hours}
     assert plan[victim.key] == "compacted, unchanged since"
     assert again["landing_fingerprint"] == fingerprint(landing_hours(paths)[victim])
 
@@ -162,7 +163,7 @@ def test_an_hour_still_open_to_the_stream_is_refused_and_nothing_changes(table: 
     assert paths.manifest.read_bytes() == manifest_bytes
 
 
-def test_offsets_mode_replaces_whole_hours_and_refuses_a_partial_range(table: Table, lake_spark) -> None:  # noqa: ANN001
+def test_offsets_mode_replaces_whole_hours_and_refuses_a_partial_range(table: Table, lake_spark) -> None:
     from kafkalake.backfill.plan import plan_backfill
     from kafkalake.backfill.request import BackfillError, parse_request
     from kafkalake.backfill.run import run_backfill
@@ -197,7 +198,8 @@ def test_offsets_mode_replaces_whole_hours_and_refuses_a_partial_range(table: Ta
         empty = run_backfill(settings, parse_request("fr", start=table.bad_only.start, end=table.bad_only.end),
                              spark_factory=lambda: lake_spark, progress=lambda _: None)
         assert [(h["action"], h["rows"], h["quarantined"]) for h in empty["hours"]] == [("quarantine only", 0, 3)]
-        assert f"verify {table.bad_only.key}: 0 rows == 3 offsets in range - 3 quarantined: ok" in verify_report(settings, empty)
+        assert (f"verify {table.bad_only.key}: 0 rows == 3 offsets in range - 3 quarantined: ok"
+                in verify_report(settings, empty))
         assert table.bad_only.key not in read_manifest(paths)["hours"]
         assert [p.name for p in quarantine_runs(settings, table.bad_only)] == [f"run={empty['run_id']}"]
     assert arrow_state(settings) == table.original
@@ -226,7 +228,7 @@ def test_backfill_dag_dry_run_real_run_and_bad_params(table: Table, airflow_env_
 
     real = dags_test({"table": "fr", "source": "landing", "start": start, "end": end, "dry_run": False})
     assert real.startswith("rc=0") and "state=success" in real, real[-6000:]
-    for hour, quarantined in zip(table.hours, (table.bad, 0)):
+    for hour, quarantined in zip(table.hours, (table.bad, 0), strict=True):
         rows = table.good // 2
         assert f"verify {hour.key}: {rows:,} rows == {rows + quarantined:,} offsets in range - " \
                f"{quarantined:,} quarantined: ok" in real, real[-6000:]
@@ -238,7 +240,8 @@ def test_backfill_dag_dry_run_real_run_and_bad_params(table: Table, airflow_env_
 
     backwards = dags_test({"table": "fr", "start": end, "end": start, "dry_run": True})
     assert "state=success" not in backwards
-    assert f"backfill refused: end {table.hours[0].start:%Y-%m-%dT%H:%M:%SZ} is not after start" in backwards, backwards[-4000:]
+    assert f"backfill refused: end {table.hours[0].start:%Y-%m-%dT%H:%M:%SZ} is not after start" in backwards, \
+        backwards[-4000:]
     escape = dags_test({"table": "../etc", "start": start, "end": end})
     assert "state=success" not in escape and "../etc" in escape, escape[-4000:]
     assert "is not one of" in escape, escape[-4000:]

@@ -13,7 +13,7 @@ from tests.conftest import cli_env, make_settings, run_cli
 pytestmark = pytest.mark.integration
 
 
-def _assert_clean_failure(result, settings, *, code: int, says: str) -> None:  # noqa: ANN001
+def _assert_clean_failure(result, settings, *, code: int, says: str) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == code, result.stdout + result.stderr
     assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"

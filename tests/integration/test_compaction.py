@@ -2,7 +2,7 @@
 
 Two kinds of landing:
 
-* generated (``kafkalake.lakegen``): Spark-file-sink-shaped Parquet + ``_spark_metadata``
+* generated (``kafkalake.testing.lakegen``): Spark-file-sink-shaped Parquet + ``_spark_metadata``
   for hours in the past — fast, for the crash/corruption/idempotence cases (``--closed-before``
   states the hours are complete, as for an imported landing);
 * streamed: records with past timestamps on a CreateTime topic through the real stream job
@@ -46,7 +46,9 @@ pytestmark = pytest.mark.integration
 FUTURE = "2100-01-01T00:00:00+00:00"
 
 
-def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
     settings = table_settings(platform_settings, tmp_path, target_file_mb=1, row_group_mb=1)
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
@@ -56,7 +58,8 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     before_arrow = arrow_state(settings)
     assert before_spark[0] == before_arrow[0] == 6 * 500 * 2 + 6 * 25_000
 
-    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
+    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC),
+                           progress=lambda _: None)
     totals = report["totals"]
     assert totals["hours_compacted"] == 3 and totals["files_before"] == 18
     by_hour = {h["hour"]: h for h in report["hours"]}
@@ -73,7 +76,9 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     # sorted within files by name, timestamp
     import pyarrow.parquet as pq
 
-    first = pq.read_table(paths.lake / manifest["hours"][hours[0].key]["dir"] / manifest["hours"][hours[0].key]["files"][0])
+    first = pq.read_table(
+        paths.lake / manifest["hours"][hours[0].key]["dir"] / manifest["hours"][hours[0].key]["files"][0]
+    )
     names = first["name"].to_pylist()
     assert names == sorted(names)
     # row groups of compaction.row_group_mb, not one per file: readers skip and split by them
@@ -87,7 +92,9 @@ def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(plat
     assert read_manifest(paths)["hours"] == manifest["hours"]
 
 
-def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
     import pyarrow.parquet as pq
 
     settings = table_settings(platform_settings, tmp_path, cluster_by=["name"], sort_by=["timestamp"])
@@ -103,7 +110,7 @@ def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(platfo
     names, stamps = table["name"].to_pylist(), table["timestamp"].to_pylist()
     runs = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
     assert len(runs) == len(set(names)) > 1_000  # one run per device: clustered, not just partly grouped
-    for start, end in zip(runs, [*runs[1:], len(names)]):
+    for start, end in zip(runs, [*runs[1:], len(names)], strict=True):
         assert stamps[start:end] == sorted(stamps[start:end])
     assert names != sorted(names)  # hash order, not name order (that is sort_by's job)
     assert table_checksum(read_table(lake_spark, "fr", settings=settings)) == before
@@ -111,10 +118,11 @@ def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(platfo
     (tmp_path / "typo").mkdir()
     typo = table_settings(platform_settings, tmp_path / "typo", cluster_by=["device"])
     with pytest.raises(CompactionError, match=r"compaction.cluster_by of fr: no column\(s\) device \(columns: name, "):
-        Compactor(lake_spark, resolve_table(typo, "fr")[0], paths, Registry(typo.schemas_dir).latest("fridge").schema_json)
+        Compactor(lake_spark, resolve_table(typo, "fr")[0], paths,
+                  Registry(typo.schemas_dir).latest("fridge").schema_json)
 
 
-def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> None:  # noqa: ANN001
+def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> None:
     rows = [(1, None, "a"), (None, 1, "b"), (2, 3, None)]
     df = lake_spark.createDataFrame(rows, "x INT, y INT, s STRING")
     base = table_checksum(df)
@@ -144,7 +152,9 @@ def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Setting
     assert plan[current.key][0] == "skip" and plan[current.key][1].startswith("open")
 
 
-def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:  # noqa: ANN001
+def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
     settings = table_settings(platform_settings, tmp_path)
     stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=2)
@@ -160,7 +170,9 @@ def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(platform_set
     assert not list(paths.journal_dir.glob("*.json"))
 
 
-def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes(platform_settings: Settings, tmp_path: Path) -> None:
+def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes(
+    platform_settings: Settings, tmp_path: Path
+) -> None:
     settings = table_settings(platform_settings, tmp_path, reader_grace_minutes=0, landing_retention_hours=0)
     _stream, paths = resolve_table(settings, "fr")
     hours = hours_before(count=3)
@@ -169,7 +181,8 @@ def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes
 
     def compact(fault: str | None) -> subprocess.CompletedProcess[str]:
         extra = {"KAFKALAKE_FAULT": f"compact:{fault}"} if fault else {}
-        return run_cli(settings, "compact", "fr", "--closed-before", FUTURE, env=cli_env(settings, **extra), timeout=300)
+        return run_cli(settings, "compact", "fr", "--closed-before", FUTURE, env=cli_env(settings, **extra),
+                       timeout=300)
 
     for phase in ("plan", "write", "verify"):
         result = compact(phase)
@@ -211,7 +224,9 @@ def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes
 
 # --------------------------------------------------------------------------- streamed landings
 
-def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path) -> None:
+def test_compaction_dag_compacts_parquet_and_avro_and_reports(
+    kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path
+) -> None:
     import fastavro
 
     from kafkalake.schema.registry import Registry
@@ -226,7 +241,8 @@ def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, a
     env = {**airflow_env_ready, **{k: v for k, v in settings.to_env().items()
                                    if k in ("KAFKALAKE_STREAMS_FILE", "KAFKALAKE_LAKE_ROOT", "KAFKALAKE_STATE_DIR")}}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction", "-c", json.dumps({"table": "all"})],
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction",
+         "-c", json.dumps({"table": "all"})],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     output = result.stdout + result.stderr
@@ -256,7 +272,8 @@ def test_compaction_dag_compacts_parquet_and_avro_and_reports(kafka: Settings, a
 
     # a second run of the DAG is a no-op
     again = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction", "-c", json.dumps({"dry_run": True})],
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction",
+         "-c", json.dumps({"dry_run": True})],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
@@ -288,8 +305,9 @@ def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Se
             except FileNotFoundError as exc:  # a reader must never see a vanished file
                 problems.append(f"reader failed: {exc}")
                 continue
-            keys = list(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
-            in_closed = sum(1 for d, h in zip(table["dt"].to_pylist(), table["hour"].to_pylist()) if Hour(d, h) in closed)
+            keys = list(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True))
+            in_closed = sum(1 for d, h in zip(table["dt"].to_pylist(), table["hour"].to_pylist(), strict=True)
+                            if Hour(d, h) in closed)
             if len(keys) != len(set(keys)):
                 problems.append(f"duplicates: {len(keys) - len(set(keys))}")
             if counts and in_closed not in (0, closed_rows):

@@ -1,6 +1,6 @@
 """`airflow backfill create` on the compaction DAG, run by a live scheduler (`kafkalake up`).
 
-Issue 5: Airflow's own backfill over a date range re-compacts those hours and is a no-op
+Airflow's own backfill over a date range re-compacts those hours and is a no-op
 where nothing changed. Each backfill run covers the hour of its logical date (its data
 interval); the scheduler only runs backfill runs of an unpaused DAG, so the DAG is unpaused
 first — and a scheduled run that comes then finds a stream that has not committed yet:
@@ -50,7 +50,7 @@ def _backfill_done(env: dict[str, str], hours: list[str], after: float) -> Calla
         mine = [runs.get(hour) for hour in hours]
         if all(r and r["state"] in ("success", "failed") and r["end_date"]
                and datetime.fromisoformat(r["end_date"]).timestamp() >= after for r in mine):
-            return dict(zip(hours, mine))
+            return dict(zip(hours, mine, strict=True))
         return None
     return check
 
@@ -113,8 +113,8 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
 
         # backfill 1: the first hour only
         started = time.time()
-        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[0].start.isoformat(),
-                                  "--max-active-runs", "1")
+        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(),
+                                  "--to-date", hours[0].start.isoformat(), "--max-active-runs", "1")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
         first = wait_for("backfill 1", _backfill_done(env, keys[:1], started), 600, every=3)
         assert first[keys[0]]["state"] == "success", first
@@ -134,7 +134,8 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
 
         # backfill 2: both hours, re-running the completed one — it is unchanged: a no-op
         started = time.time()
-        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(), "--to-date", hours[1].start.isoformat(),
+        create = _create_backfill(env, "--from-date", hours[0].start.isoformat(),
+                                  "--to-date", hours[1].start.isoformat(),
                                   "--max-active-runs", "1", "--reprocess-behavior", "completed")
         assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
         second = wait_for("backfill 2", _backfill_done(env, keys, started), 600, every=3)
@@ -144,13 +145,14 @@ def test_airflow_backfill_create_compacts_each_runs_hour_and_a_second_one_change
         plan_0 = [h for t in again[keys[0]]["tables"] for h in t["plan"]]
         assert [(h["hour"], h["action"], h["why"]) for h in plan_0] == [(keys[0], "skip", "compacted, unchanged since")]
         assert _compacted(again[keys[0]]) == []
-        by_scheduled = [hour for name, doc in reports.items() if name.startswith("scheduled__") for hour in _compacted(doc)]
+        by_scheduled = [hour for name, doc in reports.items() if name.startswith("scheduled__")
+                        for hour in _compacted(doc)]
         assert sorted(_compacted(again[keys[1]]) + by_scheduled).count(keys[1]) == 1
         assert set(read_manifest(paths)["hours"]) == set(keys)
 
         table = read_table_arrow("fridge", settings=settings)
         assert table.num_rows == produced == 2 * PER_HOUR
-        assert len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))) == produced
+        assert len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True))) == produced
     finally:
         down = run_cli(settings, "down", timeout=240)
         assert down.returncode == 0, down.stderr

@@ -1,4 +1,4 @@
-"""kafkalake.ingest.decode on a static DataFrame of crafted Kafka rows (real Spark, no Kafka):
+"""kafkalake.stream.decode on a static DataFrame of crafted Kafka rows (real Spark, no Kafka):
 every garbage kind gets its reason, good rows of both versions decode, nothing is dropped."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kafkalake.stream.decode import decode, decode_plan
 pytestmark = pytest.mark.integration
 
 
-def _crafted_rows(spark, values: list[bytes | None]):  # noqa: ANN202
+def _crafted_rows(spark, values: list[bytes | None]):
     """Kafka source rows with these values, offsets 0, 1, ... (one topic, partition and timestamp)."""
     stamp = datetime(2026, 11, 29, 12, tzinfo=UTC)
     return spark.createDataFrame(
@@ -24,7 +24,7 @@ def _crafted_rows(spark, values: list[bytes | None]):  # noqa: ANN202
         "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
 
 
-def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_their_reason(lake_spark) -> None:  # noqa: ANN001
+def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_their_reason(lake_spark) -> None:
     registry = Registry(get_settings().schemas_dir)
     fleet = fleet_from_registry(registry, devices=10, v1_fraction=0.5, seed=4)
     good = [m[1] for m in fleet.messages(200)]
@@ -49,7 +49,7 @@ def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_thei
     assert out[len(values) - 2]["schema_id"] == 7_000_000  # an unknown id that fits is kept for the operator
 
 
-def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> None:  # noqa: ANN001
+def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> None:
     """Arrays have no fixed shape in bytes: the checks must still find each bad body."""
     import json
 
@@ -67,12 +67,13 @@ def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> 
         (good[3][:5] + b"\xff\xff\xff\xff\x0f" + good[3][6:], "CORRUPT"),  # sensor's length: a huge negative
         (good[3][:7], "TRUNCATED"),
     ]
-    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "readings")).collect()}
+    rows = decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "readings")).collect()
+    out = {r["offset"]: r for r in rows}
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
     assert [len(out[i]["values"]) for i in range(len(good))] == [i % 4 for i in range(20)]
 
 
-def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_null(lake_spark) -> None:  # noqa: ANN001
+def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_null(lake_spark) -> None:
     """hour_columns is integer arithmetic on epoch micros: it must agree with Spark's own UTC
     date/hour at hour and day edges, before 1970 too, and declare dt non-null (a nullable string
     partition column makes Spark's file writer copy every row once more)."""
@@ -83,7 +84,9 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
     hour, day = 3_600_000_000, 86_400_000_000
     micros = [0, -1, 1, hour - 1, hour, day - 1, day, -day, -day - 1, 1_764_470_000_123_456, 1_767_225_599_999_999]
     micros += [m * 7_919_000_003_001 for m in range(-400, 400)]  # 1970 +- 100 years in odd steps
-    frame = lake_spark.createDataFrame([(m,) for m in micros], "m long").select(F.timestamp_micros("m").alias("timestamp"))
+    frame = lake_spark.createDataFrame([(m,) for m in micros], "m long").select(
+        F.timestamp_micros("m").alias("timestamp")
+    )
     frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
     expected_zone = lake_spark.conf.get("spark.sql.session.timeZone")
     assert expected_zone == "UTC"  # the reference columns below are UTC only in a UTC session
@@ -102,7 +105,7 @@ def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_nul
     assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
 
 
-def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(lake_spark, tmp_path) -> None:  # noqa: ANN001
+def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(lake_spark, tmp_path) -> None:
     """PERMISSIVE mode gives a failed decode as a record of nulls, which a record whose fields
     are all nullable can really be: the decode's own success field must tell them apart."""
     import json
@@ -121,12 +124,13 @@ def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(
         (null_record[:5] + b"\x02\x08h", "TRUNCATED"),  # "hi" cut after its first byte
         (null_record + b"\x00", "TRAILING_BYTES"),
     ]
-    out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "maybe")).collect()}
+    rows = decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "maybe")).collect()
+    out = {r["offset"]: r for r in rows}
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
     assert [out[i]["a"] for i in range(2)] == [None, "hi"] and out[0]["zone"] == "landing"
 
 
-def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_marker(lake_spark) -> None:  # noqa: ANN001
+def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_marker(lake_spark) -> None:
     """The decode appends the plan's end marker and expects it back: trailing bytes that are a
     prefix of the marker must not pass for it (the marker never repeats itself at a shift)."""
     from kafkalake.stream.decode import END_MARKER_SIZE, new_end_marker
@@ -137,7 +141,8 @@ def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_m
     assert len(marker) == END_MARKER_SIZE and new_end_marker() != marker
     assert all(marker[k:] != marker[:END_MARKER_SIZE - k] for k in range(1, END_MARKER_SIZE))
     good = [m[1] for m in fleet_from_registry(registry, devices=4, v1_fraction=0.5, seed=9).messages(4)]
-    trailing = [marker[:k] for k in range(1, END_MARKER_SIZE)] + [bytes([b]) * n for b in (0, 1, 255) for n in (1, 2, 17, 40)]
+    trailing = [marker[:k] for k in range(1, END_MARKER_SIZE)]
+    trailing += [bytes([b]) * n for b in (0, 1, 255) for n in (1, 2, 17, 40)]
     values = good + [g + t for g in good[:2] for t in trailing]
     out = {r["offset"]: r for r in decode(_crafted_rows(lake_spark, values), plan).collect()}
     assert [out[i]["reason"] for i in range(len(good))] == [None] * len(good)
@@ -145,7 +150,7 @@ def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_m
     assert len(out) == len(values)
 
 
-def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark, tmp_path) -> None:  # noqa: ANN001
+def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark, tmp_path) -> None:
     """The stream job writes ``dt`` as a DATE (no string formatted per row): the sink's folders
     must be the very ones the string ``dt`` names, a null timestamp's included."""
     from pyspark.sql import functions as F
@@ -153,7 +158,9 @@ def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark
     from kafkalake.stream.decode import NULL_PARTITION, hour_columns
 
     stamps = [0, -1, 1_764_470_000_123_456, 86_400_000_000 * 20_000]
-    frame = lake_spark.createDataFrame([(m,) for m in stamps], "m long").select(F.timestamp_micros("m").alias("timestamp"))
+    frame = lake_spark.createDataFrame([(m,) for m in stamps], "m long").select(
+        F.timestamp_micros("m").alias("timestamp")
+    )
     frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
     folders = {}
     for kind in ("string", "date"):
@@ -170,18 +177,20 @@ EVOLUTIONS = {
     # v2 adds a required field with a default: v1 rows get it from the reader
     "added_required_field": (
         [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
-        [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}, {"name": "count", "type": "int", "default": 7}],
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "int"},
+         {"name": "count", "type": "int", "default": 7}],
     ),
     # v2 promotes int -> long: v1's bytes are shorter than v2's for the same values
     "promoted_int_to_long": (
         [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}],
-        [{"name": "name", "type": "string"}, {"name": "n", "type": "long"}, {"name": "note", "type": ["null", "string"], "default": None}],
+        [{"name": "name", "type": "string"}, {"name": "n", "type": "long"},
+         {"name": "note", "type": ["null", "string"], "default": None}],
     ),
 }
 
 
 @pytest.mark.parametrize("evolution", sorted(EVOLUTIONS))
-def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spark, tmp_path, evolution) -> None:  # noqa: ANN001
+def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spark, tmp_path, evolution) -> None:
     """The end-marker decode resolves every writer into the reader's shape: it must land good
     rows of each version (v1 rows with the reader's defaults, promoted values widened) and find
     TRAILING_BYTES, TRUNCATED and CORRUPT bodies of each version."""

@@ -73,7 +73,7 @@ def test_injected_garbage_arrives_and_is_refused_by_reason(kafka: Settings) -> N
     assert sum(reasons.values()) == 368
 
 
-def test_undelivered_records_fail_the_run_with_the_count(tmp_path) -> None:  # noqa: ANN001
+def test_undelivered_records_fail_the_run_with_the_count(tmp_path) -> None:
     dead = make_settings(tmp_path / "state")  # nothing listens on its Kafka port
     result = run_cli(dead, "produce", "--topic", "nowhere", "--count", "500", "--timeout", "3", "--workers", "1",
                      timeout=120)

@@ -1,4 +1,4 @@
-"""The schema-migration DAG for real: the seed's fridge rollout under live traffic.
+"""The schema-migration DAG for real: the notebook's fridge rollout under live traffic.
 
 (a) `airflow dags test schema_migration` with params: dry run, a real registration (idempotent
     on re-run), and params the form or the first task refuses.
@@ -54,7 +54,9 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subproces
                           text=True, timeout=timeout, check=False)
 
 
-def test_dags_test_registers_v2_idempotently_and_refuses_bad_params(airflow_env_ready: dict[str, str], tmp_path: Path) -> None:
+def test_dags_test_registers_v2_idempotently_and_refuses_bad_params(
+    airflow_env_ready: dict[str, str], tmp_path: Path
+) -> None:
     registry_dir = _v1_registry(tmp_path / "schemas")
     (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [
         {"name": "fridge", "topics": ["fridge-events"], "subject": "fridge"}]}))
@@ -62,7 +64,8 @@ def test_dags_test_registers_v2_idempotently_and_refuses_bad_params(airflow_env_
            "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml"),
            "KAFKALAKE_LAKE_ROOT": str(tmp_path / "lake"), "KAFKALAKE_STATE_DIR": str(tmp_path / "state")}
 
-    dry = _airflow(env, "dags", "test", "schema_migration", "-c", json.dumps({"subject": "fridge", "schema": V2, "dry_run": True}))
+    dry = _airflow(env, "dags", "test", "schema_migration",
+                   "-c", json.dumps({"subject": "fridge", "schema": V2, "dry_run": True}))
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0 and "state=success" in out, out[-4000:]
     assert "compatible as v2 under BACKWARD" in out
@@ -73,15 +76,18 @@ def test_dags_test_registers_v2_idempotently_and_refuses_bad_params(airflow_env_
     assert run.returncode == 0 and "state=success" in out, out[-5000:]
     assert "registered fridge v2 (schema id 2)" in out
     assert "fridge: not running: its next start reads the new version" in out
-    assert '"rows_by_version"' in out  # the Spark verify step ran (tests/unit/test_migration.py: idempotence)
+    # the Spark verify step ran (tests/unit/migration/test_migration.py: idempotence)
+    assert '"rows_by_version"' in out
     assert Registry(registry_dir).versions("fridge") == [1, 2]
     assert Registry(registry_dir).latest("fridge").schema_id == 2
 
     before = _tree_digest(registry_dir)
     for conf, expected in (
-        ({"subject": "../etc", "schema": V2}, ("does not match", "Invalid input for DAG parameters", "ParamValidationError")),
+        ({"subject": "../etc", "schema": V2},
+         ("does not match", "Invalid input for DAG parameters", "ParamValidationError")),
         ({"subject": "fridge", "schema": REFUSED}, ("refused: fridge: INCOMPATIBLE", "humidity")),
-        ({"subject": "fridge", "schema": "{\"type\": \"record\", \"name\": \"User\", \"fields\": [}"}, ("invalid JSON at line 1",)),
+        ({"subject": "fridge", "schema": "{\"type\": \"record\", \"name\": \"User\", \"fields\": [}"},
+         ("invalid JSON at line 1",)),
     ):
         bad = _airflow({**env, "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0"}, "dags", "test", "schema_migration",
                        "-c", json.dumps(conf), timeout=300)
@@ -149,8 +155,8 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         producers.append(_Producer(settings, topic, 1, rate=400, seed=1))
         producers[0].start()
         assert _airflow(env, "dags", "unpause", "stream_fridge").returncode == 0
-        wait_for("stream_fridge running with reader v1", lambda: (read_status(status_file) or {}).get("state") == "running",
-              240)
+        wait_for("stream_fridge running with reader v1",
+                 lambda: (read_status(status_file) or {}).get("state") == "running", 240)
         first_pid = read_status(status_file)["pid"]
 
         run_id = f"rollout_{uuid.uuid4().hex[:6]}"
@@ -201,7 +207,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         sink = stream_paths(settings, get_stream(settings, "fridge")).landing["parquet"]
         assert read_landing(sink, zone="quarantine").num_rows == 0
 
-        # issue 4: pausing the supervisor DAG (the real scheduler's view) stops the stream
+        # pausing the supervisor DAG (the real scheduler's view) stops the stream
         from kafkalake.platform.processes import pid_alive
 
         assert _airflow(env, "dags", "pause", "stream_fridge").returncode == 0

@@ -183,7 +183,8 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
         assert second.wait(timeout=120) == 0
         assert read_status(paths.status_file)["state"] == "stopped"
         table = read_landing(paths.landing["parquet"], columns=["partition", "offset"])
-        assert len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))) == 1500  # exactly once
+        keys = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True))
+        assert len(keys) == 1500  # exactly once
     finally:
         for driver in drivers:
             if driver.poll() is None:

@@ -64,7 +64,9 @@ def _kafka_messages(settings: Settings, topic: str, expected: int) -> dict[tuple
     return {(p, o): value for _key, value, p, o in consume_all(settings, topic, expected, idle_polls=15)}
 
 
-def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(
+    kafka: Settings, tmp_path: Path, spark
+) -> None:
     topic = f"mixed-{uuid.uuid4().hex[:8]}"
     settings = _stream_settings(kafka, tmp_path, "mixed", topic)
     create_topic(kafka.bootstrap_servers, topic, partitions=2)
@@ -83,7 +85,8 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
     rows = table.where("zone = 'landing'")
     assert rows.count() == 20_000
     assert rows.select("topic", "partition", "offset").distinct().count() == 20_000
-    by_version = {r["schema_version"]: r["n"] for r in rows.groupBy("schema_version").count().withColumnRenamed("count", "n").collect()}
+    by_version = {r["schema_version"]: r["n"]
+                  for r in rows.groupBy("schema_version").count().withColumnRenamed("count", "n").collect()}
     assert by_version == {1: 6_000, 2: 14_000}
     assert rows.where("schema_version = 1 and temperature is not null").count() == 0  # v1 rows carry the default
     assert rows.where("schema_version = 2 and temperature is null").count() == 0
@@ -99,11 +102,13 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
             decoder.decode(value)
         except DecodeError as exc:
             expected[key] = exc.reason.value
-    got = {(r["partition"], r["offset"]): r["reason"] for r in quarantine.select("partition", "offset", "reason").collect()}
+    got = {(r["partition"], r["offset"]): r["reason"]
+           for r in quarantine.select("partition", "offset", "reason").collect()}
     assert got == expected
     assert set(got.values()) == {"EMPTY", "SHORT_HEADER", "BAD_MAGIC", "UNKNOWN_SCHEMA_ID", "TRUNCATED", "CORRUPT",
                                  "TRAILING_BYTES"}
-    raw = {(r["partition"], r["offset"]): bytes(r["raw_value"] or b"") for r in quarantine.select("partition", "offset", "raw_value").collect()}
+    raw = {(r["partition"], r["offset"]): bytes(r["raw_value"] or b"")
+           for r in quarantine.select("partition", "offset", "raw_value").collect()}
     kafka_values = _kafka_messages(settings, topic, 20_500)
     assert all(raw[k] == kafka_values[k] for k in raw)  # raw bytes kept as they arrived
 
@@ -112,10 +117,11 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
 
     con = duckdb.connect()
     counts = dict(con.execute(
-        f"select zone, count(*) from read_parquet('{landing}/zone=*/*/*/*.parquet', hive_partitioning=true) group by zone"
+        f"select zone, count(*) from read_parquet('{landing}/zone=*/*/*/*.parquet', hive_partitioning=true) "
+        "group by zone"
     ).fetchall())
     assert counts == {"landing": 20_000, "quarantine": 500}
-    # pyarrow over the committed files only (kafkalake.landing: the non-Spark read path)
+    # pyarrow over the committed files only (kafkalake.lake.landing: the non-Spark read path)
     assert read_landing(landing).num_rows == 20_000
     assert read_landing(landing, zone="quarantine").num_rows == 500
 
@@ -126,7 +132,7 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(kafk
     assert 0 < phases["addBatch"] <= phases["triggerExecution"] and "queryPlanning" in phases
 
 
-def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path, spark) -> None:
     topic = f"crash-{uuid.uuid4().hex[:8]}"
     settings = _stream_settings(kafka, tmp_path, "crash", topic, max_offsets_per_trigger=4000)
     create_topic(kafka.bootstrap_servers, topic, partitions=2)
@@ -143,7 +149,7 @@ def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settin
 
     produce(40_000)
     for crash in range(3):
-        log = open(tmp_path / f"driver-{crash}.log", "w")  # noqa: SIM115
+        log = open(tmp_path / f"driver-{crash}.log", "w")
         driver = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "crash"],
                                   env=_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         before = (read_status(paths.status_file) or {}).get("queries", {}).get("crash_parquet", {}).get("batch_id", -1)
@@ -226,7 +232,7 @@ def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_pat
     assert sum(1 for r in records if r["temperature"] is None) == 900  # 30 % of devices on v1
 
 
-def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:  # noqa: ANN001
+def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:
     from kafkalake.kafka.topics import delete_records_before, latest_offsets
 
     topic = f"loss-{uuid.uuid4().hex[:8]}"
@@ -234,7 +240,8 @@ def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Se
     create_topic(kafka.bootstrap_servers, topic, partitions=1)
     assert run_cli(settings, "produce", "--topic", topic, "--count", "1000", "--workers", "1").returncode == 0
     assert run_cli(settings, "stream", "run", "loss", "--available-now", timeout=600).returncode == 0
-    assert run_cli(settings, "produce", "--topic", topic, "--count", "1000", "--workers", "1", "--seed", "9").returncode == 0
+    assert run_cli(settings, "produce", "--topic", topic, "--count", "1000", "--workers", "1",
+                   "--seed", "9").returncode == 0
     delete_records_before(kafka.bootstrap_servers, {f"{topic}-0": 1500})  # offsets 1000..1499 never read
 
     loud = run_cli(settings, "stream", "run", "loss", "--available-now", timeout=600)

@@ -75,7 +75,7 @@ def _code_strings(tree: ast.AST) -> list[str]:
 
 
 def test_no_host_port_or_path_literal_outside_config() -> None:
-    """Foundation item 5: hosts, ports and state paths are written only in kafkalake/config.py."""
+    """Hosts, ports and state paths are written only in kafkalake/config.py."""
     repo = Path(__file__).resolve().parents[2]
     offenders = []
     sources = [*(repo / "kafkalake").rglob("*.py"), *(repo / "dags").glob("*.py"), *(repo / "spark_jobs").glob("*.py")]

@@ -78,7 +78,8 @@ def test_table_names_allow_a_format_suffix() -> None:
 
 
 def test_offsets_are_parsed_from_json_or_objects_with_sentinels() -> None:
-    req = request(starting_offsets='{"fridge-events": {"0": 12, "1": -2}}', ending_offsets={"fridge-events": {"0": -1, "1": 40}})
+    req = request(starting_offsets='{"fridge-events": {"0": 12, "1": -2}}',
+                  ending_offsets={"fridge-events": {"0": -1, "1": 40}})
     assert req.mode == "offsets"
     assert req.starting_offsets == {"fridge-events": {"0": 12, "1": -2}}
     assert req.ending_offsets == {"fridge-events": {"0": -1, "1": 40}}
@@ -138,7 +139,8 @@ def test_hours_retention_may_have_touched_are_found() -> None:
     stamp = datetime(2026, 11, 24, 4, 20, tzinfo=UTC)
     gone = incomplete_hours(hours, {"t-0": (0, None), "t-1": (350, stamp)})
     assert sorted(gone) == ["2026-11-24T03", "2026-11-24T04"]
-    assert "t-1: offsets before 350 were deleted (retention), the oldest left is from 2026-11-24T04:20:00Z" == gone["2026-11-24T04"]
+    assert ("t-1: offsets before 350 were deleted (retention), the oldest left is from 2026-11-24T04:20:00Z"
+            == gone["2026-11-24T04"])
     assert incomplete_hours(hours, {"t-0": (12, None)}).keys() == {h.key for h in hours}  # all deleted
     assert incomplete_hours(hours, {"t-0": (0, None)}) == {}
 
@@ -177,4 +179,4 @@ def test_summary_of_a_dry_run_report() -> None:
 def test_hours_are_one_hour_apart_across_days() -> None:
     req = request(start="2026-12-31T22:00Z", end="2027-01-01T02:00Z")
     assert [h.key for h in req.hours] == ["2026-12-31T22", "2026-12-31T23", "2027-01-01T00", "2027-01-01T01"]
-    assert all(b.start - a.start == timedelta(hours=1) for a, b in zip(req.hours, req.hours[1:]))
+    assert all(b.start - a.start == timedelta(hours=1) for a, b in zip(req.hours, req.hours[1:], strict=False))

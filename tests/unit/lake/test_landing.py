@@ -50,8 +50,8 @@ def test_no_commit_log_means_no_files(tmp_path: Path) -> None:
 
 
 def test_the_arrow_read_path_takes_int96_and_micros_timestamps_side_by_side(tmp_path: Path) -> None:
-    """Spark wrote INT96 timestamps before kafkalake set TIMESTAMP_MICROS: a landing (or lake)
-    written across that change has both kinds, and pyarrow cannot merge them unaided."""
+    """Spark writes INT96 timestamps by default, kafkalake's jobs TIMESTAMP_MICROS: a landing (or
+    lake) with files of both writers has both kinds, and pyarrow cannot merge them unaided."""
     import pyarrow.parquet as pq
 
     from kafkalake.config import Settings
@@ -59,7 +59,9 @@ def test_the_arrow_read_path_takes_int96_and_micros_timestamps_side_by_side(tmp_
     from kafkalake.lake.tables import resolve_table
     from kafkalake.testing.lakegen import generate_landing, hours_before
 
-    (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]}))
+    (tmp_path / "streams.yaml").write_text(
+        json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]})
+    )
     settings = Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),
                                   "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml")})
     _stream, paths = resolve_table(settings, "fr")

@@ -27,15 +27,19 @@ V2 = (REPO / "schemas" / "fridge" / "v2.avsc").read_text()
 
 def _settings(tmp_path: Path) -> Settings:
     Registry(tmp_path / "schemas").register("fridge", V1)
-    (tmp_path / "streams.yaml").write_text(json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]}))
-    return Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"), "KAFKALAKE_SCHEMAS_DIR": str(tmp_path / "schemas"),
+    (tmp_path / "streams.yaml").write_text(
+        json.dumps({"streams": [{"name": "fr", "topics": ["t"], "subject": "fridge"}]})
+    )
+    return Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),
+                              "KAFKALAKE_SCHEMAS_DIR": str(tmp_path / "schemas"),
                               "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml")})
 
 
 def test_params_parse_with_defaults_and_a_mode_override() -> None:
     request = parse_request({"subject": "fridge", "schema": V2})
     assert (request.roll_streams, request.migrate_history, request.dry_run, request.mode) == (True, False, False, None)
-    assert parse_request({"subject": "fridge", "schema": json.loads(V2), "compatibility": "none"}).mode is Compatibility.NONE
+    overridden = parse_request({"subject": "fridge", "schema": json.loads(V2), "compatibility": "none"})
+    assert overridden.mode is Compatibility.NONE
     for bad, message in (({"schema": V2}, "subject is required"), ({"subject": "fridge"}, "schema is required"),
                          ({"subject": "fridge", "schema": V2, "compatibility": "SIDEWAYS"}, "SIDEWAYS")):
         with pytest.raises(Exception, match=message):
@@ -73,7 +77,8 @@ def test_a_refused_schema_lists_every_problem_with_its_location_and_writes_nothi
 
 def test_invalid_schema_text_and_unknown_subjects_are_one_line_errors(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    for params, message in (({"subject": "fridge", "schema": '{"type": "record", "fields": [}'}, "invalid JSON at line 1"),
+    for params, message in (({"subject": "fridge", "schema": '{"type": "record", "fields": [}'},
+                             "invalid JSON at line 1"),
                             ({"subject": "nosuch", "schema": V2}, "no subject 'nosuch'"),
                             ({"subject": "fridge", "schema": '"string"'}, "must be a record")):
         with pytest.raises(MigrationError) as err:

@@ -22,7 +22,7 @@ def registry() -> Registry:
     return Registry(SCHEMAS)
 
 
-def _fleet(registry: Registry, **kwargs) -> FridgeFleet:  # noqa: ANN003
+def _fleet(registry: Registry, **kwargs) -> FridgeFleet:
     args = {"devices": 10, "v1_fraction": 0.3, "seed": 3} | kwargs
     return fleet_from_registry(registry, **args)
 

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "schemas"
 FIXTURES = REPO / "tests" / "fixtures" / "schemas"
 
-#: The seed notebook's schema_ver1.avsc, verbatim.
-SEED_V1 = """{
+#: The notebook's schema_ver1.avsc, verbatim.
+NOTEBOOK_V1 = """{
   "namespace": "example.avro",
   "type": "record",
   "name": "User",
@@ -71,14 +71,14 @@ def test_shipped_registry_is_consistent() -> None:
     assert registry.compatibility("fridge") is Compatibility.BACKWARD
 
 
-def test_fridge_v1_is_the_seed_schema_and_v2_adds_optional_temperature() -> None:
+def test_fridge_v1_is_the_notebook_schema_and_v2_adds_optional_temperature() -> None:
     registry = Registry(SHIPPED)
     v1, v2 = registry.get("fridge", 1), registry.get("fridge", 2)
     assert (v1.schema_id, v2.schema_id) == (1, 2)
     assert registry.by_id(1) == v1 and registry.by_id(2) == v2
     assert registry.latest("fridge") == v2
-    # Same schema as the seed's file, in Parsing Canonical Form (docs aside).
-    assert v1.canonical_form == validate_schema_text(SEED_V1).canonical_form
+    # Same schema as the notebook's file, in Parsing Canonical Form (docs aside).
+    assert v1.canonical_form == validate_schema_text(NOTEBOOK_V1).canonical_form
     v1_fields = json.loads(v1.schema_json)["fields"]
     v2_doc = json.loads(v2.schema_json)
     assert v2_doc["namespace"] == "example.avro" and v2_doc["name"] == "User"
@@ -88,9 +88,9 @@ def test_fridge_v1_is_the_seed_schema_and_v2_adds_optional_temperature() -> None
     assert temperature["type"] == ["null", "double"] and temperature["default"] is None
 
 
-# --------------------------------------------------------------------------- the seed's three v2 mistakes
+# --------------------------------------------------------------------------- the notebook's three v2 mistakes
 
-SEED_MISTAKES = [
+NOTEBOOK_MISTAKES = [
     pytest.param(
         "fridge_v2_renamed_fields.avsc",
         IncompatibleSchemaError,
@@ -112,8 +112,8 @@ SEED_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("fixture", "error", "phrases"), SEED_MISTAKES)
-def test_seed_v2_mistakes_are_refused_and_nothing_is_written(
+@pytest.mark.parametrize(("fixture", "error", "phrases"), NOTEBOOK_MISTAKES)
+def test_notebook_v2_mistakes_are_refused_and_nothing_is_written(
     shipped_copy: Registry, fixture: str, error: type[Exception], phrases: list[str]
 ) -> None:
     before = folder_digest(shipped_copy.path)
@@ -140,7 +140,7 @@ def test_renamed_fields_report_lists_every_renamed_field(shipped_copy: Registry)
     assert "renames 'action'" in report.incompatibilities[1].message
 
 
-def test_the_seed_fixtures_are_each_only_one_mistake() -> None:
+def test_the_notebook_fixtures_are_each_only_one_mistake() -> None:
     """Each fixture must fail for its own reason, so each test proves one gate."""
     renamed = validate_schema_text((FIXTURES / "fridge_v2_renamed_fields.avsc").read_text())
     assert renamed.fingerprint.startswith("sha256:")  # valid JSON, valid Avro, valid defaults
@@ -182,7 +182,7 @@ def test_registering_an_equal_schema_returns_the_existing_version(shipped_copy: 
             "type": "record",
         }
     )
-    assert shipped_copy.register("fridge", SEED_V1).version == 1
+    assert shipped_copy.register("fridge", NOTEBOOK_V1).version == 1
     assert shipped_copy.register("fridge", reformatted).schema_id == 1
     report = shipped_copy.check("fridge", reformatted)
     assert report.existing is not None and report.existing.version == 1 and report.compatible
@@ -322,7 +322,8 @@ def test_union_locations_name_the_branch(empty: Registry) -> None:
 
 def test_nested_record_inside_an_optional_field_is_located(empty: Registry) -> None:
     def place(fields: list[dict]) -> str:
-        return record("R", [{"name": "where", "type": ["null", {"type": "record", "name": "Place", "fields": fields}], "default": None}])
+        place_type = {"type": "record", "name": "Place", "fields": fields}
+        return record("R", [{"name": "where", "type": ["null", place_type], "default": None}])
 
     empty.register("s", place([{"name": "lat", "type": "double"}]))
     report = empty.check("s", place([{"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}]))
@@ -333,12 +334,15 @@ def test_nested_record_inside_an_optional_field_is_located(empty: Registry) -> N
 def test_renamed_record_and_removed_enum_symbol_explain_the_fix(empty: Registry) -> None:
     state = {"type": "enum", "name": "State", "symbols": ["OPEN", "CLOSED", "BROKEN"]}
     empty.register("s", record("R", [{"name": "state", "type": state}]))
-    renamed = empty.check("s", json.dumps({"type": "record", "name": "Renamed", "namespace": "t", "fields": [{"name": "state", "type": state}]}))
+    renamed = empty.check("s", json.dumps({"type": "record", "name": "Renamed", "namespace": "t",
+                                           "fields": [{"name": "state", "type": state}]}))
     assert [i.location for i in renamed.incompatibilities] == ["/name"]
     assert 'add "aliases": ["t.R"]' in renamed.incompatibilities[0].message
     fewer = dict(state, symbols=["OPEN", "CLOSED"])
     symbols = empty.check("s", record("R", [{"name": "state", "type": fewer}]))
-    assert [(i.location, i.kind) for i in symbols.incompatibilities] == [("/fields/0/type/symbols", "missing_enum_symbols")]
+    assert [(i.location, i.kind) for i in symbols.incompatibilities] == [
+        ("/fields/0/type/symbols", "missing_enum_symbols")
+    ]
     assert "['BROKEN']" in symbols.incompatibilities[0].message
     with_default = dict(fewer, default="CLOSED")
     assert empty.check("s", record("R", [{"name": "state", "type": with_default}])).compatible
@@ -363,7 +367,8 @@ BAD_DEFAULTS = [
         id="null-default-not-first-branch",
     ),
     pytest.param(
-        {"name": "n", "type": {"type": "array", "items": {"type": "record", "name": "I", "fields": [{"name": "q", "type": "double", "default": "x"}]}}},
+        {"name": "n", "type": {"type": "array", "items": {
+            "type": "record", "name": "I", "fields": [{"name": "q", "type": "double", "default": "x"}]}}},
         "/fields/0/type/items/fields/0",
         "field 'q'",
         id="nested-record-in-array",
@@ -374,13 +379,25 @@ BAD_DEFAULTS = [
         'type "t.P"',
         id="record-default-missing-field",
     ),
-    pytest.param({"name": "n", "type": {"type": "fixed", "name": "F", "size": 2}, "default": "abc"}, "/fields/0", 'type "t.F"', id="fixed-wrong-size"),
-    pytest.param({"name": "n", "type": {"type": "enum", "name": "E", "symbols": ["A"]}, "default": "B"}, "/fields/0", 'type "t.E"', id="enum-not-a-symbol"),
+    pytest.param(
+        {"name": "n", "type": {"type": "fixed", "name": "F", "size": 2}, "default": "abc"},
+        "/fields/0",
+        'type "t.F"',
+        id="fixed-wrong-size",
+    ),
+    pytest.param(
+        {"name": "n", "type": {"type": "enum", "name": "E", "symbols": ["A"]}, "default": "B"},
+        "/fields/0",
+        'type "t.E"',
+        id="enum-not-a-symbol",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("bad_field", "location", "phrase"), BAD_DEFAULTS)
-def test_defaults_that_do_not_match_their_type_are_refused(empty: Registry, bad_field: dict, location: str, phrase: str) -> None:
+def test_defaults_that_do_not_match_their_type_are_refused(
+    empty: Registry, bad_field: dict, location: str, phrase: str
+) -> None:
     text = record("R", [bad_field])
     with pytest.raises(SchemaError) as caught:
         empty.register("s", text)
@@ -396,8 +413,14 @@ def test_defaults_that_match_are_accepted() -> None:
             {"name": "a", "type": ["null", "string"], "default": None},
             {"name": "b", "type": "double", "default": 1},
             {"name": "c", "type": "bytes", "default": "\u00ff\u0000"},
-            {"name": "d", "type": {"type": "record", "name": "P", "fields": [{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 0}]}, "default": {"x": 1}},
-            {"name": "e", "type": {"type": "map", "values": {"type": "array", "items": "long"}}, "default": {"k": [1, 2]}},
+            {
+                "name": "d",
+                "type": {"type": "record", "name": "P",
+                         "fields": [{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 0}]},
+                "default": {"x": 1},
+            },
+            {"name": "e", "type": {"type": "map", "values": {"type": "array", "items": "long"}},
+             "default": {"k": [1, 2]}},
             {"name": "f", "type": ["P", "null"], "default": {"x": 2}},
         ],
     )
@@ -410,7 +433,7 @@ def test_defaults_that_match_are_accepted() -> None:
 
 def test_check_all_finds_edited_files_duplicate_ids_and_incompatible_chains(shipped_copy: Registry) -> None:
     v1_path = shipped_copy.path / "fridge" / "v1.avsc"
-    v1_path.write_text(v1_path.read_text().replace("seed", "SEED"))
+    v1_path.write_text(v1_path.read_text().replace("notebook", "NOTEBOOK"))
     problems = shipped_copy.check_all()
     assert len(problems) == 1 and "v1.avsc changed after registration" in problems[0]
 
@@ -420,7 +443,8 @@ def test_check_all_finds_edited_files_duplicate_ids_and_incompatible_chains(ship
     index = json.loads(index_path.read_text())
     index["schemas"][1]["id"] = 1
     index_path.write_text(json.dumps(index))
-    assert any("schema id 1 is used by both fridge v1 and fridge v2" in p for p in Registry(shipped_copy.path).check_all())
+    assert any("schema id 1 is used by both fridge v1 and fridge v2" in p
+               for p in Registry(shipped_copy.path).check_all())
 
 
 def test_check_all_rechecks_compatibility_under_the_current_mode(empty: Registry) -> None:
@@ -457,7 +481,7 @@ def test_diff_lists_added_removed_renamed_and_changed_fields(shipped_copy: Regis
 # --------------------------------------------------------------------------- CLI
 
 
-def run(registry: Registry, *args: str):  # noqa: ANN201 - click's Result
+def run(registry: Registry, *args: str):
     return CliRunner().invoke(schema_app, ["--schemas-dir", str(registry.path), *args])
 
 

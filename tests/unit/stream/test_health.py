@@ -1,4 +1,4 @@
-"""The health rules of a stream (kafkalake.health.assess) on small status documents."""
+"""The health rules of a stream (kafkalake.stream.health.assess) on small status documents."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def status(**fields: Any) -> dict[str, Any]:
     return doc
 
 
-def verdict(doc: dict[str, Any] | None, *, now: float, alive: bool = True, **kwargs: Any):  # noqa: ANN201
+def verdict(doc: dict[str, Any] | None, *, now: float, alive: bool = True, **kwargs: Any):
     kwargs.setdefault("watch_start", T0)
     return assess(doc, now=now, driver_alive=alive, thresholds=THRESHOLDS, **kwargs)
 

@@ -79,10 +79,13 @@ def _build_registry(root: Path) -> Registry:
     registry = Registry(root)
     registry.register("fuzz", json.dumps(FUZZ_SCHEMA))  # id 3
     registry.register("blocks", json.dumps(BLOCKS_SCHEMA))  # id 4
-    registry.register("oven", json.dumps({"type": "record", "name": "Oven", "fields": [{"name": "t", "type": "double"}]}))  # 5
+    registry.register("oven", json.dumps({"type": "record", "name": "Oven",
+                                          "fields": [{"name": "t", "type": "double"}]}))  # id 5
     registry.set_compatibility("meter", Compatibility.NONE)
-    registry.register("meter", json.dumps({"type": "record", "name": "M", "fields": [{"name": "a", "type": "int"}]}))  # 6
-    registry.register("meter", json.dumps({"type": "record", "name": "M", "fields": [{"name": "a", "type": "string"}]}))  # 7
+    registry.register("meter", json.dumps({"type": "record", "name": "M",
+                                           "fields": [{"name": "a", "type": "int"}]}))  # id 6
+    registry.register("meter", json.dumps({"type": "record", "name": "M",
+                                           "fields": [{"name": "a", "type": "string"}]}))  # id 7
     return registry
 
 
@@ -158,8 +161,10 @@ def test_encode_refuses_records_that_do_not_match(fridge: tuple[SchemaVersion, S
         encode(v1, {"action": None, "sendtime": 1})
 
 
-def test_other_avro_implementations_interoperate(registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]) -> None:
-    """The seed's producer used the avro package; its bytes, framed, decode here and back."""
+def test_other_avro_implementations_interoperate(
+    registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]
+) -> None:
+    """The notebook's producer used the avro package; its bytes, framed, decode here and back."""
     v1, v2 = fridge
     writer = avro.io.DatumWriter(avro.schema.parse(v1.schema_json))
     buffer = io.BytesIO()
@@ -174,7 +179,9 @@ def test_other_avro_implementations_interoperate(registry: Registry, fridge: tup
 # --------------------------------------------------------------------------- resolution
 
 
-def test_v1_payload_read_with_v2_reader_gets_null_temperature(registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]) -> None:
+def test_v1_payload_read_with_v2_reader_gets_null_temperature(
+    registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]
+) -> None:
     v1, _ = fridge
     payload = encode(v1, {"name": "yuki", "action": "login2", "sendtime": 3})
     message = Decoder(registry, "fridge").decode_message(payload)
@@ -183,7 +190,9 @@ def test_v1_payload_read_with_v2_reader_gets_null_temperature(registry: Registry
     assert Decoder(registry).decode(payload) == {"name": "yuki", "action": "login2", "sendtime": 3}
 
 
-def test_v2_roundtrips_and_v1_reader_drops_temperature(registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]) -> None:
+def test_v2_roundtrips_and_v1_reader_drops_temperature(
+    registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]
+) -> None:
     _, v2 = fridge
     record = {"name": "fridge-7", "action": None, "sendtime": 1_700_000_000 % 2**31, "temperature": 3.25}
     payload = encode(v2, record)
@@ -260,7 +269,9 @@ def _reason_cases(v1: SchemaVersion) -> list[tuple[str, Any, DecodeReason]]:
     ]
 
 
-def test_each_malformed_payload_gets_its_reason(registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]) -> None:
+def test_each_malformed_payload_gets_its_reason(
+    registry: Registry, fridge: tuple[SchemaVersion, SchemaVersion]
+) -> None:
     decoder = Decoder(registry, "fridge")
     for name, payload, reason in _reason_cases(fridge[0]):
         with pytest.raises(DecodeError) as caught:
@@ -304,7 +315,8 @@ def test_huge_declared_counts_and_lengths_fail_fast(registry: Registry) -> None:
 
 # --------------------------------------------------------------------------- property tests (10,000+ inputs)
 
-FAST = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = dict(deadline=None, database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @settings(max_examples=3_000, **FAST)
