@@ -12,11 +12,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kafkalake.config import LOOPBACK, Settings
 from kafkalake.errors import SetupError
 from kafkalake.spark import jvm
-from kafkalake.stream.config import StreamConfig
+
+if TYPE_CHECKING:
+    from kafkalake.stream.config import StreamConfig
 
 #: Spark settings every kafkalake job runs with, whoever submits it.
 DEFAULT_CONF: dict[str, str] = {

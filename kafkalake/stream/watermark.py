@@ -14,10 +14,18 @@ is in the landing zone: that is the stream's watermark. Hour H is closed when
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from kafkalake.config import Settings
-from kafkalake.lake.tables import LakeError, TablePaths
+from kafkalake.errors import KafkalakeError
 from kafkalake.stream.config import StreamConfig, stream_paths
+
+if TYPE_CHECKING:
+    from kafkalake.lake.tables import TablePaths
+
+
+class WatermarkError(KafkalakeError):
+    """The stream's watermark cannot be computed (Kafka does not answer for a committed offset)."""
 
 
 def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> datetime | None:
@@ -39,12 +47,12 @@ def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> date
     marks = [now]
     for tp, stamp in record_timestamps(settings.bootstrap_servers, behind).items():
         if stamp is None:
-            raise LakeError(f"cannot read the record at the committed offset of {tp}: is Kafka reachable?")
+            raise WatermarkError(f"cannot read the record at the committed offset of {tp}: is Kafka reachable?")
         marks.append(datetime.fromtimestamp(stamp, UTC))
     return min(marks)
 
 
-class StreamNotStarted(LakeError):
+class StreamNotStarted(KafkalakeError):
     """The stream never committed a batch, so no hour of its table is known to be closed."""
 
 
@@ -56,7 +64,6 @@ def closed_before(
     ``limit`` can only lower it — except for a landing no stream has committed to (an import,
     a benchmark), where ``limit`` is the operator's statement that those hours are complete.
     """
-
     mark = stream_watermark(settings, stream, paths.fmt)
     if mark is None:
         if limit is None:
