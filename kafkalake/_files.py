@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,11 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, doc: Any, *, indent: int | None = 2) -> None:
+def write_json_atomic(
+    path: Path, doc: Any, *, indent: int | None = 2, default: Callable[[Any], Any] | None = None
+) -> None:
     """:func:`atomic_write` of ``doc`` as JSON (sorted keys, a final newline)."""
-    atomic_write(path, json.dumps(doc, indent=indent, sort_keys=True) + "\n")
+    atomic_write(path, json.dumps(doc, indent=indent, sort_keys=True, default=default) + "\n")
 
 
 class LockHeld(Exception):

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
+    from kafkalake._files import write_json_atomic
     from kafkalake.backfill.request import parse_request
     from kafkalake.backfill.run import run_backfill
     from kafkalake.config import get_settings
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=1))
+        write_json_atomic(args.report, report, indent=1)
         print(f"report: {args.report}", flush=True)
     return 0
 

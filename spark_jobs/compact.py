@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC
 from pathlib import Path
@@ -31,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datetime import datetime
 
+    from kafkalake._files import write_json_atomic
     from kafkalake.compaction.run import run_compaction
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=1))
+        write_json_atomic(args.report, report, indent=1)
         print(f"report: {args.report}", flush=True)
     return 0
 

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
 
+    from kafkalake._files import write_json_atomic
     from kafkalake.config import get_settings
     from kafkalake.errors import KafkalakeError
     from kafkalake.migration.rollout import migrate_history, verify
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(result, indent=1, default=str))
+        write_json_atomic(args.report, result, indent=1, default=str)
     print(json.dumps({"migration": result}, default=str), flush=True)
     return 0
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kafkalake._files import write_json_atomic
 from kafkalake.backfill.plan import BackfillPlan, plan_backfill
 from kafkalake.backfill.request import BackfillError, BackfillRequest, kafka_fingerprint
 from kafkalake.config import Settings
@@ -66,7 +67,7 @@ class _QuarantineLedger:
     def add(self, rel: str) -> Path:
         self.dirs.append(rel)
         self.paths.journal_dir.mkdir(parents=True, exist_ok=True)
-        self.marker.write_text(json.dumps(self.dirs))
+        write_json_atomic(self.marker, self.dirs)
         return self.root / rel
 
     def roll_back(self) -> None:

@@ -68,9 +68,9 @@ def backfill(
     report: Path | None = typer.Option(None, "--report", help="JSON report path"),
 ) -> None:
     """Replace whole closed hours of a table from Kafka, or rebuild them from landing (spark_jobs/backfill.py)."""
-    import json as _json
     import time as _time
 
+    from kafkalake._files import write_json_atomic
     from kafkalake.backfill.plan import plan_backfill
     from kafkalake.backfill.request import parse_request, safe_name
     from kafkalake.backfill.run import run_backfill
@@ -83,8 +83,7 @@ def backfill(
     if dry_run:  # the plan needs Kafka and the lake, not Spark
         run = run_backfill(settings, request, dry_run=True, progress=_say)
         if report:
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(_json.dumps(run, indent=1))
+            write_json_atomic(report, run, indent=1)
         for line in summary_lines(run):
             _say(line)
         return
