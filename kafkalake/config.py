@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 #: The project checkout: the folder holding dags/, spark_jobs/, schemas/, jvm/.
@@ -66,6 +66,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``KAFKALAKE_*`` variables; unset paths derive from home and state_dir."""
         env = os.environ if environ is None else environ
+        default = {f.name: f.default for f in fields(cls)}  # the scalar defaults, declared once above
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
@@ -74,24 +75,24 @@ class Settings:
         home = Path(get("KAFKALAKE_HOME") or _default_home()).resolve()
         state_dir = Path(get("KAFKALAKE_STATE_DIR") or home / ".kafkalake").resolve()
         try:
-            controller_port = int(get("KAFKALAKE_KAFKA_CONTROLLER_PORT") or 9093)
-            airflow_port = int(get("KAFKALAKE_AIRFLOW_PORT") or 8080)
+            controller_port = int(get("KAFKALAKE_KAFKA_CONTROLLER_PORT") or default["kafka_controller_port"])
+            airflow_port = int(get("KAFKALAKE_AIRFLOW_PORT") or default["airflow_port"])
         except ValueError as exc:
             raise ConfigError(f"a KAFKALAKE_*_PORT variable is not an integer: {exc}") from None
         return cls(
             home=home,
             state_dir=state_dir,
-            bootstrap_servers=get("KAFKALAKE_BOOTSTRAP_SERVERS") or "127.0.0.1:9092",
+            bootstrap_servers=get("KAFKALAKE_BOOTSTRAP_SERVERS") or default["bootstrap_servers"],
             kafka_controller_port=controller_port,
             lake_root=Path(get("KAFKALAKE_LAKE_ROOT") or state_dir / "lake").resolve(),
             schemas_dir=Path(get("KAFKALAKE_SCHEMAS_DIR") or home / "schemas").resolve(),
             streams_file=Path(get("KAFKALAKE_STREAMS_FILE") or home / "streams.yaml").resolve(),
-            spark_master=get("KAFKALAKE_SPARK_MASTER") or "local[2]",
+            spark_master=get("KAFKALAKE_SPARK_MASTER") or default["spark_master"],
             jars_dir=Path(get("KAFKALAKE_JARS_DIR") or state_dir / "jars").resolve(),
             airflow_home=Path(get("KAFKALAKE_AIRFLOW_HOME") or state_dir / "airflow").resolve(),
-            airflow_host=get("KAFKALAKE_AIRFLOW_HOST") or "127.0.0.1",
+            airflow_host=get("KAFKALAKE_AIRFLOW_HOST") or default["airflow_host"],
             airflow_port=airflow_port,
-            compaction_schedule=get("KAFKALAKE_COMPACTION_SCHEDULE") or "@hourly",
+            compaction_schedule=get("KAFKALAKE_COMPACTION_SCHEDULE") or default["compaction_schedule"],
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -28,7 +28,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
 
 from kafkalake.stream.driver import driver_processes, terminate_driver
-from kafkalake.stream.health import Action, Thresholds
+from kafkalake.stream.health import STARTUP_GRACE_S, Action, Thresholds
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -62,7 +62,7 @@ class StreamHealthSensor(BaseSensorOperator):
         job_task_id: str | None = None,
         max_idle_triggers: int | None = None,
         max_lag: int | None = None,
-        startup_grace: float = 120.0,
+        startup_grace: float = STARTUP_GRACE_S,
         kill_grace: float = 10.0,
         yield_seconds: float = 30.0,
         **kwargs: Any,
