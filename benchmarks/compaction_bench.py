@@ -4,7 +4,7 @@ compacting buys a reader (the same aggregate query before and after).
 The lake: :func:`kafkalake.lakegen.generate_landing` writes a Spark-file-sink-shaped landing
 (Parquet, ``zone=landing/dt=/hour=``, ``_spark_metadata`` commit log) of 10 closed hours x 500
 files x 4,200 fridge rows: 5,000 files of ~105 KB, ~525 MB, 21 M rows (``--records`` changes
-the rows and so the files per hour; the figures are then below the issue's scale). The table
+the rows and so the files per hour; the figures are then below the target scale). The table
 (a temp ``streams.yaml``) keeps the default compaction policy: 128 MiB target files, no
 ``sort_by``, 168 h landing retention — so the landing files survive compaction and every round
 compacts the same source. kafkalake runs under two policies (:data:`POLICIES`), each measured
@@ -17,8 +17,8 @@ Throughput (MB = 10^6 bytes of landing Parquet per second of wall time):
 
 * naive: ``spark.read.parquet(landing)`` (the sink's commit log decides the files) filtered to
   ``zone='landing'``, the table's columns, ``.repartition(n)``, ``.write.parquet(scratch)`` with
-  n = ceil(landing bytes / 128 MiB) — one job over everything, the issue's (and the seed
-  notebook's) ``read -> repartition(n) -> write``. It is the cheapest rewrite that yields files
+  n = ceil(landing bytes / 128 MiB) — one job over everything, the tutorial notebook's
+  ``read -> repartition(n) -> write``. It is the cheapest rewrite that yields files
   of the target size: no per-hour jobs, no checksums, no read-back, no manifest. (Its output
   is not laid out by hour, which the lake needs; that layout is part of what kafkalake pays.)
 * kafkalake: :func:`kafkalake.compaction.compact_table` (plan; per hour one write job with
@@ -30,7 +30,7 @@ Rounds alternate the order (naive, kafkalake, kafkalake_clustered | the reverse)
 page-cache warm-up is shared; the "before" queries run first and warm the JVM and the page
 cache for all. Compaction of a landing is a no-op the second time, so every kafkalake run
 deletes the lake folder first (the landing is untouched). Figure: median (= mean of 2) seconds
-per contender. Goal (issue 5): kafkalake >= 0.8x the naive MB/s while verifying and publishing
+per contender. Goal: kafkalake >= 0.8x the naive MB/s while verifying and publishing
 atomically.
 
 Two clocks for every rewrite and query: wall (the goals) and CPU seconds of the Spark JVM plus
@@ -50,7 +50,7 @@ a filter on the timestamp: what a dashboard asks), all reported, by
 * Spark: ``read_table(spark, name).groupBy(key).agg(...).collect()`` (THE read path).
 
 One untimed warm-up run, then the median of 3 runs each, over each policy's lake right after
-its round-1 compaction. Goal (issue 5): >= 5x faster after, for both engines. The verdict is
+its round-1 compaction. Goal: >= 5x faster after, for both engines. The verdict is
 per policy: the goals count as met when one policy meets all of them. Checks: the
 aggregates before and after are equal (counts exactly, averages within 1e-9 relative), and the
 table's rows are equal before and after (count and an order-independent DuckDB hash sum over
@@ -108,7 +108,7 @@ _DUCKDB_KEYS = {"by_device": "name", "hourly": 'epoch_us("timestamp") // 3600000
 _AGG_SQL = ("SELECT {key} AS k, count(*) AS n, count(temperature) AS with_temp, avg(temperature) AS avg_temp "
             "FROM read_parquet({files}, hive_partitioning = false){where} GROUP BY k")
 QUERIES = tuple(_DUCKDB_KEYS)
-#: the query the >= 5x goal is judged on (the one this benchmark started with; all are reported)
+#: the query the >= 5x goal is judged on (all are reported)
 GOAL_QUERY = "by_device"
 #: kafkalake's contenders: the table's compaction policy as configured (no order within files)
 #: and with ``cluster_by: [name]`` (rows of a device side by side: what the by-device queries
@@ -131,7 +131,7 @@ def _bench_settings(root: Path) -> Settings:
     return get_settings().with_overrides(streams_file=streams_file, lake_root=root / "lake", state_dir=root / "state")
 
 
-def _spark_session(settings: Settings):  # noqa: ANN202
+def _spark_session(settings: Settings):
     from pyspark.sql import SparkSession
 
     from kafkalake.spark import jvm
@@ -160,7 +160,7 @@ class CpuClock:
     threads) from ``/proc/<pid>/stat`` plus this Python process (driver code, DuckDB's threads).
     A second clock beside the wall: other load on the machine stretches wall time, not CPU time."""
 
-    def __init__(self, spark) -> None:  # noqa: ANN001
+    def __init__(self, spark) -> None:
         self._stat = Path(f"/proc/{spark._jvm.java.lang.ProcessHandle.current().pid()}/stat")
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -176,7 +176,7 @@ class CpuClock:
 # --------------------------------------------------------------------------- the rewrites
 
 
-def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, scratch: Path) -> dict[str, Any]:  # noqa: ANN001
+def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, scratch: Path) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     shutil.rmtree(scratch, ignore_errors=True)
@@ -190,7 +190,7 @@ def _run_naive(spark, cpu: CpuClock, paths, columns: list[str], outputs: int, sc
     return out
 
 
-def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> dict[str, Any]:  # noqa: ANN001
+def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> dict[str, Any]:
     from kafkalake.compaction.run import compact_table
 
     shutil.rmtree(paths.lake, ignore_errors=True)  # a fresh lake: the whole landing is to compact
@@ -213,7 +213,7 @@ def _run_kafkalake(spark, cpu: CpuClock, settings: Settings, stream, paths) -> d
 # --------------------------------------------------------------------------- the reads
 
 
-def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
+def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:
     import duckdb
 
     from kafkalake.lake.read import table_files
@@ -228,7 +228,7 @@ def _duckdb_query(paths, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN0
     return time.perf_counter() - started, rows
 
 
-def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tuple]]:  # noqa: ANN001
+def _spark_query(spark, settings: Settings, query: str) -> tuple[float, list[tuple]]:
     from pyspark.sql import functions as F
 
     from kafkalake.lake.read import read_table
@@ -250,7 +250,7 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
-def _queries(spark, cpu: CpuClock, settings: Settings, paths, label: str) -> dict[str, Any]:  # noqa: ANN001
+def _queries(spark, cpu: CpuClock, settings: Settings, paths, label: str) -> dict[str, Any]:
     """``{"<engine>/<query>": timings and result}`` for every engine and query."""
     out: dict[str, Any] = {}
     for query in QUERIES:
@@ -276,7 +276,7 @@ def _queries(spark, cpu: CpuClock, settings: Settings, paths, label: str) -> dic
 def _same_aggregates(a: list[tuple], b: list[tuple]) -> bool:
     if len(a) != len(b):
         return False
-    for (name_a, n_a, t_a, avg_a), (name_b, n_b, t_b, avg_b) in zip(a, b):
+    for (name_a, n_a, t_a, avg_a), (name_b, n_b, t_b, avg_b) in zip(a, b, strict=True):
         if (name_a, n_a, t_a) != (name_b, n_b, t_b):
             return False
         if (avg_a is None) != (avg_b is None):
@@ -286,7 +286,7 @@ def _same_aggregates(a: list[tuple], b: list[tuple]) -> bool:
     return True
 
 
-def _table_digest(paths) -> dict[str, Any]:  # noqa: ANN001
+def _table_digest(paths) -> dict[str, Any]:
     """(rows, sum of per-row hashes) of the table the read path sees, in DuckDB."""
     import duckdb
 
@@ -328,8 +328,8 @@ def main(*, records: int | None = None) -> int:
           f"queries before/after (DuckDB, Spark)", flush=True)
     load_start = os.getloadavg()
     if load_start[0] > (os.cpu_count() or 1) / 2:
-        print(f"  note: the machine is busy (load {load_start[0]:.1f} on {os.cpu_count()} cores): figures will be noisy",
-              flush=True)
+        print(f"  note: the machine is busy (load {load_start[0]:.1f} on {os.cpu_count()} cores): "
+              "figures will be noisy", flush=True)
     root = Path(tempfile.mkdtemp(prefix="kafkalake-bench-compaction-"))
     spark = None
     runs: dict[str, list[dict[str, Any]]] = {"naive": [], **{c: [] for c in POLICIES}}
@@ -354,11 +354,13 @@ def main(*, records: int | None = None) -> int:
                   f"({time.perf_counter() - started:.1f}s)", flush=True)
             at_scale = generated.files >= MIN_FILES and generated.bytes >= MIN_BYTES
             if not at_scale:
-                print(f"  note: below the issue's scale (>= {MIN_FILES:,} files, >= {MIN_BYTES / MB:,.0f} MB)", flush=True)
+                print(f"  note: below the target scale (>= {MIN_FILES:,} files, >= {MIN_BYTES / MB:,.0f} MB)",
+                      flush=True)
 
             spark = _spark_session(settings)
             cpu = CpuClock(spark)
-            columns = table_columns(landing_schema(spark, Registry(settings.schemas_dir).latest(stream.subject).schema_json))
+            latest = Registry(settings.schemas_dir).latest(stream.subject)
+            columns = table_columns(landing_schema(spark, latest.schema_json))
             naive_outputs = max(1, math.ceil(generated.bytes / (TARGET_MB * 1024 * 1024)))
 
             print("  before compaction: queries over the landing files", flush=True)
@@ -434,8 +436,9 @@ def main(*, records: int | None = None) -> int:
                   "wall second; naive = read.parquet(landing).where(zone=landing).select(table columns)"
                   f".repartition({naive_outputs}).write.parquet; kafkalake = compact_table into an empty lake, per "
                   f"policy {json.dumps(POLICIES)}; rounds alternate the order naive, policies... | reversed; median "
-                  "seconds. Queries: count(*), count(temperature), avg(temperature) GROUP BY name (by_device), GROUP BY "
-                  "hour of timestamp (hourly), and GROUP BY name over the newest hour (last_hour, a timestamp filter), "
+                  "seconds. Queries: count(*), count(temperature), avg(temperature) GROUP BY name (by_device), "
+                  "GROUP BY hour of timestamp (hourly), and GROUP BY name over the newest hour (last_hour, "
+                  "a timestamp filter), "
                   f"median of {QUERY_RUNS}, DuckDB over table_files, Spark over read_table, after each policy's first "
                   f"compaction; speed-up goal judged on {GOAL_QUERY}",
         "rounds": runs,
@@ -462,9 +465,9 @@ def main(*, records: int | None = None) -> int:
         print(f"{policy} {json.dumps(POLICIES[policy]) if POLICIES[policy] else '(policy as configured)'}: "
               f"{f['before']:,} landing files (mean {f['mean_file_bytes_before'] / 1000:,.1f} KB) -> {f['after']} lake "
               f"files (mean {f['mean_file_bytes_after'] / MB:,.1f} MB)", flush=True)
-        print(f"  throughput: {rate[policy]:,.2f} MB/s (verify + publish) = {r['ratio']:.2f}x naive (median of {ROUNDS}; "
-              f"goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); cpu {cpu_seconds[policy]:.1f}s = "
-              f"{r['cpu_ratio']:.2f}x", flush=True)
+        print(f"  throughput: {rate[policy]:,.2f} MB/s (verify + publish) = {r['ratio']:.2f}x naive "
+              f"(median of {ROUNDS}; goal >= {GOAL_RATIO}x: {'met' if met['throughput'] else 'NOT met'}); "
+              f"cpu {cpu_seconds[policy]:.1f}s = {r['cpu_ratio']:.2f}x", flush=True)
         for key in before:
             engine, query = key.split("/")
             x = r["speedup"][key]
@@ -472,7 +475,8 @@ def main(*, records: int | None = None) -> int:
                        else f"{'>=' if x >= GOAL_SPEEDUP else '<'} {GOAL_SPEEDUP:g}x; goal judged on {GOAL_QUERY}")
             print(f"  query {engine:6} {query:9}: before {before[key]['median']:6.2f}s | after "
                   f"{r['queries_after'][key]['median']:6.2f}s | {x:5.1f}x faster (median of {QUERY_RUNS}; {verdict}); "
-                  f"cpu {r['cpu_speedup'][key]:.1f}x; same result: {'yes' if r['same_result'][key] else 'NO'}", flush=True)
+                  f"cpu {r['cpu_speedup'][key]:.1f}x; same result: {'yes' if r['same_result'][key] else 'NO'}",
+                  flush=True)
         print(f"  table unchanged ({r['table_digest_after']['rows']:,} rows, DuckDB row-hash sum): "
               f"{'yes' if r['rows_equal'] else 'NO'}; goals {'met' if met['met'] else 'NOT met'}", flush=True)
     met_by = summary["goal"]["met_by"]

@@ -1,7 +1,7 @@
-"""spark-submit entry point: the seed notebook's way of landing Kafka Avro records (benchmark baseline).
+"""spark-submit entry point: the notebook's single-schema way of landing Kafka Avro records (benchmark baseline).
 
-    seed_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT [--kafka-option K=V ...]
-                   [--landing-layout]
+    notebook_ingest.py --topic T --schema-file S.avsc --path OUT --checkpoint CKPT [--kafka-option K=V ...]
+                       [--landing-layout]
 
 One ``from_avro`` with ONE schema for every record (no routing by schema id, no quarantine,
 no Kafka coordinates) -> Parquet file sink, trigger availableNow. Unpartitioned, as the
@@ -11,7 +11,7 @@ records of any other writer version wrongly (PERMISSIVE: as all-null rows; with 
 default mode, FAILFAST, such a record fails the query), so it is only a cost floor
 for ``benchmarks/ingest_bench.py``, never a way to ingest.
 
-At the end it prints one line ``SEED_PROGRESS {json}`` with each batch's input rows and
+At the end it prints one line ``NOTEBOOK_PROGRESS {json}`` with each batch's input rows and
 ``durationMs`` (where its time went, ``triggerExecution`` the whole), taken from
 ``query.recentProgress``.
 """
@@ -29,20 +29,20 @@ if TYPE_CHECKING:
 
 
 def _decoded(schema_json: str) -> Column:
-    """The seed's decode: the body after the Confluent header, read with ONE schema."""
+    """The notebook's decode: the body after the Confluent header, read with ONE schema."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
     return from_avro(F.expr("substring(value, 6)"), schema_json, {"mode": "PERMISSIVE"}).alias("json_col")
 
 
-def seed_transform(raw: DataFrame, schema_json: str) -> DataFrame:
+def notebook_transform(raw: DataFrame, schema_json: str) -> DataFrame:
     """Kafka rows -> the schema's fields, decoded with one schema (Confluent header skipped)."""
     return raw.select(_decoded(schema_json)).select("json_col.*")
 
 
-def seed_landing(raw: DataFrame, schema_json: str) -> DataFrame:
-    """:func:`seed_transform` plus the landing sink's partition columns (``zone``, ``dt``, ``hour``)."""
+def notebook_landing(raw: DataFrame, schema_json: str) -> DataFrame:
+    """:func:`notebook_transform` plus the landing sink's partition columns (``zone``, ``dt``, ``hour``)."""
     from pyspark.sql import functions as F
 
     from kafkalake.stream.decode import LANDING, hour_columns
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from kafkalake.spark.session import get_session
 
     settings = get_settings()
-    spark = get_session("kafkalake-seed-ingest")
+    spark = get_session("kafkalake-notebook-ingest")
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.landing_layout:
         from kafkalake.stream.decode import PARTITION_COLUMNS
 
-        writer = seed_landing(raw, schema_json).writeStream.partitionBy(*PARTITION_COLUMNS)
+        writer = notebook_landing(raw, schema_json).writeStream.partitionBy(*PARTITION_COLUMNS)
     else:
-        writer = seed_transform(raw, schema_json).writeStream
+        writer = notebook_transform(raw, schema_json).writeStream
     query = (
         writer.format("parquet")
         .outputMode("append")
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "input_rows": sum(b["input_rows"] for b in batches),
         "trigger_ms": sum(b["durations_ms"].get("triggerExecution", 0) for b in batches),
     }
-    print("SEED_PROGRESS " + json.dumps(summary), flush=True)
+    print("NOTEBOOK_PROGRESS " + json.dumps(summary), flush=True)
     spark.stop()
     return 0
 
