@@ -10,7 +10,6 @@ from typing import Any
 from kafkalake.backfill.request import (
     EARLIEST,
     LATEST,
-    MIB,
     BackfillError,
     BackfillRequest,
     Offsets,
@@ -26,7 +25,7 @@ from kafkalake.config import Settings
 from kafkalake.lake.landing import landing_hours
 from kafkalake.lake.manifest import read_manifest
 from kafkalake.lake.tables import Hour, TablePaths
-from kafkalake.stream.config import StreamConfig
+from kafkalake.stream.config import MIB, StreamConfig
 
 
 @dataclass

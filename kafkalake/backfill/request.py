@@ -82,7 +82,6 @@ MAX_HOURS = 24 * 31
 #: a table name: a stream name, optionally ``.parquet`` / ``.avro`` (never a path)
 TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}(\.(" + "|".join(FORMATS) + r"))?$")
 EARLIEST, LATEST = -2, -1
-MIB = 1024 * 1024
 
 
 class BackfillError(LakeError):

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 from kafkalake.lake.landing import fingerprint, landing_hours
 from kafkalake.lake.manifest import read_manifest
-from kafkalake.lake.publish import MIB
 from kafkalake.lake.tables import Hour, TablePaths
-from kafkalake.stream.config import StreamConfig
+from kafkalake.stream.config import MIB, StreamConfig
 
 PHASES = ("plan", "write", "verify", "publish", "cleanup")
 #: cut-off for a table whose stream has not started: every landing hour counts as open

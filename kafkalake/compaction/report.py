@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-MIB = 1024 * 1024
-
 
 def _size(n: float) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

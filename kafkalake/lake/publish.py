@@ -24,7 +24,7 @@ from kafkalake.lake.landing import fingerprint, landing_hours
 from kafkalake.lake.manifest import read_manifest, write_manifest
 from kafkalake.lake.read import landing_schema, read_lake_files, table_columns
 from kafkalake.lake.tables import Hour, LakeError, TablePaths
-from kafkalake.stream.config import StreamConfig
+from kafkalake.stream.config import MIB, StreamConfig
 from kafkalake.testing.faults import crash_point
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 T = TypeVar("T")
-MIB = 1024 * 1024
 #: upper bound of hours written/verified at once (each holds its source's plan and shuffle)
 MAX_PARALLEL_HOURS = 8
 

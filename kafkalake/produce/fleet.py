@@ -131,7 +131,7 @@ def fleet_from_registry(
     garbage_fraction: float = 0.0,
     seed: int = 7,
 ) -> FridgeFleet:
-    """The fleet of the seed: old fridges on ``v1_version``, the rest on the latest version."""
+    """The notebook's fleet: old fridges on ``v1_version``, the rest on the latest version."""
     v2 = registry.latest(subject) if v2_version is None else registry.get(subject, v2_version)
     v1 = registry.get(subject, v1_version)
     return FridgeFleet(

@@ -17,6 +17,8 @@ from kafkalake.kafka.topics import TopicError, validate_topic_name
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FORMATS = ("parquet", "avro")
+#: the unit of every ``*_mb`` setting
+MIB = 1024 * 1024
 _TRIGGER_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 _UNIT_SECONDS = {
     **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
