@@ -1,7 +1,9 @@
 """Fixtures that start real components for the tests that need them.
 
 The tests never touch the demo platform: they run a second one in a temporary state folder
-on free ports (Kafka, KRaft controller, Airflow), sharing only the Maven jar cache.
+on free ports (Kafka, KRaft controller, Airflow), sharing only the Maven jar cache. Whatever a
+fixture or test starts there is stopped by its teardown; and at the end of the session, every
+platform :func:`make_settings` handed out is stopped again, whole sessions, in case one was not.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from kafkalake.platform.processes import free_ports
 REPO = Path(__file__).resolve().parents[1]
 #: The developer's / CI's settings as the suite started: only the jar cache is shared.
 BASE_SETTINGS = get_settings()
+#: Every throw-away platform of this session, for the safety net in pytest_sessionfinish.
+_PLATFORMS: list[Settings] = []
 
 
 def make_settings(state_dir: Path) -> Settings:
     """Settings of a throw-away platform: own state folder and ports, shared jar cache."""
     kafka_port, controller_port, airflow_port = free_ports(3)
     base = BASE_SETTINGS
-    return Settings.from_env(
+    settings = Settings.from_env(
         {
             "KAFKALAKE_HOME": str(REPO),
             "KAFKALAKE_STATE_DIR": str(state_dir),
@@ -36,6 +40,25 @@ def make_settings(state_dir: Path) -> Settings:
             "KAFKALAKE_AIRFLOW_PORT": str(airflow_port),
         }
     )
+    _PLATFORMS.append(settings)
+    return settings
+
+
+def stop_platform(settings: Settings) -> list[str]:
+    """Stop the platform's Airflow and Kafka (their whole sessions); the services that ran."""
+    from kafkalake.platform import local_airflow as airflow_local
+    from kafkalake.platform import local_kafka as kafka_local
+
+    if not settings.state_dir.exists():  # nothing was ever started there
+        return []
+    return [name for name, stop in (("airflow", airflow_local.stop), ("kafka", kafka_local.stop)) if stop(settings)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Safety net: nothing of a test platform outlives the session, whatever failed."""
+    for settings in _PLATFORMS:
+        if stopped := stop_platform(settings):
+            print(f"\nkafkalake tests: stopped leftover {', '.join(stopped)} of {settings.state_dir}", file=sys.stderr)
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -46,7 +69,9 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 400
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kafkalake.cli", *args],
         env=env if env is not None else cli_env(settings),
@@ -72,12 +97,12 @@ def kafka(platform_settings: Settings) -> Iterator[Settings]:
     """A real KRaft broker for the session; stopped (and checked gone) afterwards."""
     from kafkalake.platform import local_kafka as kafka_local
 
-    status = kafka_local.start(platform_settings)
-    assert status.state == "up"
     try:
+        assert kafka_local.start(platform_settings).state == "up"
         yield platform_settings
     finally:
         kafka_local.stop(platform_settings)
+    assert not kafka_local.status(platform_settings).running
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +120,9 @@ def airflow_env_ready(platform_settings: Settings) -> dict[str, str]:
     return env
 
 
-def consume_all(settings: Settings, topic: str, expected: int, *, idle_polls: int = 20) -> list[tuple[bytes | None, bytes, int, int]]:
+def consume_all(
+    settings: Settings, topic: str, expected: int, *, idle_polls: int = 20
+) -> list[tuple[bytes | None, bytes, int, int]]:
     """Every message of ``topic`` from the earliest offset: (key, value, partition, offset)."""
     import uuid
 

@@ -7,16 +7,14 @@ from typing import TYPE_CHECKING
 from kafkalake._exports import lazy_exports
 
 if TYPE_CHECKING:
-    from kafkalake.platform.processes import ManagedProcess, pid_alive, require_free_ports
+    from kafkalake.platform.processes import ManagedProcess, require_free_ports
 
 _EXPORTS = {
     "ManagedProcess": "processes",
-    "pid_alive": "processes",
     "require_free_ports": "processes",
 }
 __all__ = [
     "ManagedProcess",
-    "pid_alive",
     "require_free_ports",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

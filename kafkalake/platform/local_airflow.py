@@ -56,7 +56,8 @@ def airflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
     venv_bin = str(Path(sys.executable).parent)
     # `airflow standalone` spawns `airflow ...` subprocesses and the Spark provider runs
     # `spark-submit`: both live in the venv's bin/.
-    env["PATH"] = os.pathsep.join([venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin]])
+    rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
+    env["PATH"] = os.pathsep.join([venv_bin, *rest])
     env.update(settings.to_env())
     env.update(
         {

@@ -1,13 +1,21 @@
 """Start, find and stop the long-running local processes (Kafka broker, Airflow).
 
-Every process kafkalake starts carries ``KAFKALAKE_PROC_TAG=<service>@<state_dir>`` in its
-environment, and children inherit it. Finding processes by that tag instead of trusting PID
-files alone means ``kafkalake down`` also reaps grandchildren (Airflow's scheduler, api-server
-workers) and never kills an unrelated process that reused a stale PID.
+Each service runs in a session of its own (``start_new_session``), so its PID is also the id of
+its process group and of its session, and everything it forks stays in that session unless it
+calls ``setsid`` itself: Airflow's scheduler, api-server, LocalExecutor workers and task
+processes (which move to process groups of their own, still inside the session). The PID file
+records that PID with its start time; ``stop`` signals the whole session and waits until
+nothing of it lives, and never signals a session that a reused PID now leads.
+
+Every process kafkalake starts also carries ``KAFKALAKE_PROC_TAG=<service>@<state_dir>`` in its
+environment, and children inherit it: a second way to find processes that left the session.
+Only a second way: a process that rewrites its title with setproctitle (Airflow's do)
+overwrites the memory ``/proc/<pid>/environ`` reads, and its tag is gone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -18,12 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafkalake._files import write_json_atomic
 from kafkalake.config import LOOPBACK
 from kafkalake.errors import ServiceError, SetupError
+from kafkalake.stream.driver import pid_alive
 
 log = logging.getLogger(__name__)
 
 TAG_VAR = "KAFKALAKE_PROC_TAG"
+KILL_WAIT_S = 10.0  # after SIGKILL: how long to wait for the kernel to tear processes down
 
 
 def proc_tag(service: str, state_dir: Path) -> str:
@@ -46,21 +57,53 @@ def tagged_pids(tag: str) -> list[int]:
     return sorted(pid for pid in pids if pid != os.getpid())
 
 
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:  # kill(0|-1, ...) would address a whole process group / every process
-        return False
+_GONE_STATES = ("Z", "X")  # zombie / dead: exited, only not reaped yet
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` that tell which session a process belongs to."""
+
+    pid: int
+    state: str
+    pgid: int  # field 5
+    sid: int  # field 6
+    start_ticks: int  # field 22: start time, clock ticks after boot (with the PID: unique)
+
+    @property
+    def gone(self) -> bool:
+        return self.state in _GONE_STATES
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """The process's stat line, or None when no process has this PID."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name in (...) may hold spaces
+    return ProcStat(pid=pid, state=fields[0], pgid=int(fields[2]), sid=int(fields[3]), start_ticks=int(fields[19]))
+
+
+def live_processes() -> list[ProcStat]:
+    """Every process that has not exited, but this one."""
+    stats = (proc_stat(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [st for st in stats if st is not None and not st.gone and st.pid != os.getpid()]
+
+
+def session_pids(leader: int) -> list[int]:
+    """Live processes in the process group or the session ``leader`` (a session leader's PID
+    names both); they outlive the leader itself, as orphans re-parented to init."""
+    if leader <= 1:  # 0: no session; 1: init's
+        return []
+    return sorted(st.pid for st in live_processes() if leader in (st.pgid, st.sid))
+
+
+def _boot_id() -> str:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
-        return False
+        return ""
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -101,7 +144,7 @@ def require_free_ports(service: str, ports: Sequence[tuple[str, int, str]]) -> N
 
 @dataclass
 class ManagedProcess:
-    """A tagged background process with a PID file and a log file."""
+    """A background process in a session of its own, with a PID file and a log file."""
 
     service: str
     state_dir: Path
@@ -116,15 +159,46 @@ class ManagedProcess:
     def pid_file(self) -> Path:
         return self.run_dir / f"{self.service}.pid"
 
+    def session(self) -> int | None:
+        """Id of the service's session (= its process group, = the PID it started with) while it
+        is ours, else None: no PID file, another boot, or the PID now names someone else's.
+
+        The kernel hands out no PID while a process group or session of that id exists, so a live
+        leader with the recorded start time, or (the leader gone) processes started after it in
+        that session, are the service's: its orphans, which keep the session id.
+        """
+        try:
+            text = self.pid_file.read_text().strip()
+        except OSError:
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(record, int):  # a PID file written before sessions were recorded
+            return record if record in tagged_pids(self.tag) else None
+        try:
+            pid, start_ticks, boot = int(record["pid"]), int(record["start_ticks"]), str(record["boot_id"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if pid <= 1 or boot != _boot_id():
+            return None
+        leader = proc_stat(pid)
+        if leader is not None:  # alive, or a zombie not reaped yet: the PID is still the one we started
+            return pid if leader.start_ticks == start_ticks else None
+        left = [st for st in live_processes() if pid in (st.pgid, st.sid)]
+        return pid if left and all(st.start_ticks >= start_ticks for st in left) else None
+
     def pids(self) -> list[int]:
-        return [pid for pid in tagged_pids(self.tag) if pid_alive(pid)]
+        """Live processes of the service: its session's, and any other carrying its tag."""
+        sid = self.session()
+        in_session = session_pids(sid) if sid is not None else []
+        return sorted({*in_session, *(pid for pid in tagged_pids(self.tag) if pid_alive(pid))})
 
     def main_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid in self.pids() else None
+        """The PID the service was started with, while that process runs."""
+        sid = self.session()
+        return sid if sid is not None and pid_alive(sid) else None
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,12 +213,14 @@ class ManagedProcess:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own process group: stop() signals all of it
+                    start_new_session=True,  # pgid = sid = pid: stop() signals all of it
                 )
             except OSError as exc:
                 raise SetupError(f"{self.service}: cannot run {argv[0]}: {exc.strerror}") from None
-        self.pid_file.write_text(f"{proc.pid}\n")
         self._popen = proc
+        stat = proc_stat(proc.pid)  # not reaped before we poll it: readable even if it exited
+        record = {"pid": proc.pid, "start_ticks": stat.start_ticks if stat else 0, "boot_id": _boot_id()}
+        write_json_atomic(self.pid_file, record, indent=None)
         return proc.pid
 
     def exited(self) -> int | None:
@@ -195,38 +271,70 @@ class ManagedProcess:
         return lines[-1].strip()[:400] if lines else "log is empty"
 
     def stop(self, *, timeout: float = 30.0) -> bool:
-        """SIGTERM the process group and every tagged process, then SIGKILL what remains.
+        """SIGTERM the service's session and every tagged process; after ``timeout`` SIGKILL what
+        is left, then wait until nothing of it lives. Idempotent: the PID file goes only then.
 
         Returns True when something was running.
         """
-        pids = self.pids()
-        main = self.main_pid()
-        if main is not None:
-            try:
-                os.killpg(main, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for pid in pids:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pids():
-            self._reap()
-            time.sleep(0.2)
-        for pid in self.pids():
-            log.warning("%s: pid %s ignored SIGTERM, sending SIGKILL", self.service, pid)
-            _signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and self.pids():
-            self._reap()
-            time.sleep(0.1)
-        self._reap()
+        sid = self.session()
+        running = self.pids()
+        if running:
+            self._signal_all(sid, signal.SIGTERM)
+            if not self._wait_gone(timeout):
+                left = self.pids()
+                where = f" (session {sid})" if sid is not None else ""
+                log.warning("%s: pid %s ignored SIGTERM, sending SIGKILL%s", self.service, _pid_list(left), where)
+                self._signal_all(sid, signal.SIGKILL)
+                if not self._wait_gone(KILL_WAIT_S):
+                    log.error("%s: pid %s still alive after SIGKILL", self.service, _pid_list(self.pids()))
+                    return True  # the PID file stays: the next stop tries again
         self.pid_file.unlink(missing_ok=True)
-        return bool(pids)
+        return bool(running)
+
+    def _signal_all(self, sid: int | None, sig: int) -> None:
+        """``sig`` to the session's process groups (the leader's and those its processes made,
+        such as Airflow's task processes), then to tagged processes outside the session."""
+        groups: set[int] = set()
+        if sid is not None:
+            groups = {sid} | {st.pgid for st in live_processes() if st.sid == sid}
+        for pgid in sorted(groups):
+            if pgid > 1:
+                try:
+                    os.killpg(pgid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid in tagged_pids(self.tag):
+            stat = proc_stat(pid)
+            if stat is not None and stat.pgid not in groups:
+                _signal(pid, sig)
+
+    def _wait_gone(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._reap()
+            if not self.pids():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def _reap(self) -> None:
+        """Collect the leader's exit when this process started it (else it stays a zombie)."""
         proc = getattr(self, "_popen", None)
         if proc is not None:
             proc.poll()
+            return
+        sid = self.session()
+        if sid is not None:
+            try:  # started by another ManagedProcess of this process (a test fixture): reap it here
+                os.waitpid(sid, os.WNOHANG)
+            except ChildProcessError:  # not our child
+                pass
+
+
+def _pid_list(pids: Sequence[int], most: int = 8) -> str:
+    shown = ", ".join(str(pid) for pid in pids[:most])
+    return shown + (f" and {len(pids) - most} more" if len(pids) > most else "")
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         stream_paths,
     )
     from kafkalake.stream.decode import LANDING, QUARANTINE, DecodePlan, decode, decode_plan
-    from kafkalake.stream.driver import driver_processes, request_stop, terminate_driver
+    from kafkalake.stream.driver import driver_processes, pid_alive, request_stop, terminate_driver
     from kafkalake.stream.health import Action, Thresholds, Verdict, assess
     from kafkalake.stream.job import StreamBusyError, StreamDataLossError, run_stream
     from kafkalake.stream.status import FAILED, RUNNING, STARTING, STOPPED, read_status
@@ -51,6 +51,7 @@ _EXPORTS = {
     "Verdict": "health",
     "assess": "health",
     "driver_processes": "driver",
+    "pid_alive": "driver",
     "request_stop": "driver",
     "terminate_driver": "driver",
     "StreamNotStarted": "watermark",
@@ -81,6 +82,7 @@ __all__ = [
     "decode",
     "decode_plan",
     "driver_processes",
+    "pid_alive",
     "get_stream",
     "load_streams",
     "read_status",

@@ -5,6 +5,7 @@ does not react is signalled: SIGTERM, then SIGKILL after a grace."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -101,3 +102,21 @@ def terminate_driver(procs: list[psutil.Process], *, grace: float, log: Any = No
     while time.monotonic() < deadline and any(_alive(p) for p in left):
         time.sleep(0.2)
     return signalled
+
+
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running on this host (a zombie counts as gone)?"""
+    if pid <= 0:  # kill(0|-1, ...) would address a whole process group / every process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

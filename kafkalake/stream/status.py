@@ -38,7 +38,7 @@ def with_liveness(doc: dict[str, Any]) -> dict[str, Any]:
 
     A driver killed with -9 cannot write its last state: only its pid tells.
     """
-    from kafkalake.platform.processes import pid_alive
+    from kafkalake.stream.driver import pid_alive
 
     if doc.get("state") in (RUNNING, STARTING) and not pid_alive(int(doc.get("pid") or 0)):
         return {**doc, "state": DEAD, "error": f"driver pid {doc.get('pid')} is gone (killed or crashed)"}

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kafkalake.config import Settings
+from tests.conftest import make_settings, stop_platform
+
+
+@pytest.fixture
+def own_platform(tmp_path: Path) -> Iterator[Settings]:
+    """Settings of a platform of the test's own, for tests that run `kafkalake up`. Whatever of it
+    still runs at teardown is stopped, whole sessions, also when the test failed."""
+    settings = make_settings(tmp_path / "state")
+    try:
+        yield settings
+    finally:
+        stop_platform(settings)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ from kafkalake.kafka.topics import create_topic
 from kafkalake.platform import local_airflow as airflow_local
 from kafkalake.platform import local_kafka as kafka_local
 from kafkalake.platform.processes import port_in_use, proc_tag, tagged_pids
-from tests.conftest import make_settings, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +65,32 @@ def test_invalid_param_is_rejected_by_the_form_schema(airflow_env_ready: dict[st
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "state=success" not in output
-    assert "does not match" in output or "Invalid input for DAG parameters" in output or "ParamValidationError" in output
+    rejected = ("does not match", "Invalid input for DAG parameters", "ParamValidationError")
+    assert any(word in output for word in rejected), output[-4000:]
 
 
-def test_up_prints_login_and_down_leaves_no_processes(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "state")
+def _recorded_sessions(settings: Settings) -> dict[str, int]:
+    """Service -> the PID in its PID file: the id of its process group and session."""
+    sessions = {}
+    for pid_file in sorted(settings.run_dir.glob("*.pid")):
+        record = json.loads(pid_file.read_text())
+        sessions[pid_file.stem] = record if isinstance(record, int) else record["pid"]
+    return sessions
+
+
+def _processes_in(session: int) -> list[str]:
+    """`ps` lines of every live process in the process group or session ``session`` (by the
+    kernel's ids, not by kafkalake's tag: Airflow's setproctitle wipes its workers' tag).
+    Zombies are dead already; init reaps them in its own time."""
+    ps = subprocess.run(["ps", "-eo", "pid=,pgid=,sid=,stat=,args="], capture_output=True, text=True, check=True)
+    rows = [line.split(None, 4) for line in ps.stdout.splitlines()]
+    return [" ".join(row) for row in rows if session in (int(row[1]), int(row[2])) and not row[3].startswith("Z")]
+
+
+def test_up_prints_login_and_down_leaves_no_processes(own_platform: Settings) -> None:
+    settings = own_platform
     up = run_cli(settings, "up", timeout=420)
+    sessions = _recorded_sessions(settings)  # now: `down` removes the PID files
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         assert f"airflow: up at {settings.airflow_url}" in up.stdout
@@ -80,11 +101,20 @@ def test_up_prints_login_and_down_leaves_no_processes(tmp_path: Path) -> None:
         assert kafka_local.status(settings).state == "up"
         status = run_cli(settings, "status", timeout=60)
         assert status.stdout.count(" up ") == 2, status.stdout
+        assert set(sessions) == {"kafka", "airflow"}
+        assert all(os.getsid(pid) == pid for pid in sessions.values())  # each service leads a session
+        # the standalone's scheduler, api-server, LocalExecutor workers... are in its session
+        assert len(_processes_in(sessions["airflow"])) > 5, _processes_in(sessions["airflow"])
     finally:
         down = run_cli(settings, "down", timeout=180)
     assert down.returncode == 0, down.stderr
+    left = {service: _processes_in(session) for service, session in sessions.items()}
+    assert left == {service: [] for service in sessions}, down.stderr[-2000:]
     for service in ("kafka", "airflow"):
         assert tagged_pids(proc_tag(service, settings.state_dir)) == []
     assert not port_in_use("127.0.0.1", settings.airflow_port)
     assert not port_in_use(*settings.bootstrap_host_port)
     assert run_cli(settings, "kafka", "status", timeout=60).returncode == 1
+    again = run_cli(settings, "down", timeout=60)  # idempotent
+    assert again.returncode == 0, again.stderr
+    assert "airflow: was not running" in again.stdout and "kafka: was not running" in again.stdout

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_produce_and_consume_1000_messages(kafka: Settings) -> None:
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, Message, Producer
 
     topic = f"roundtrip-{uuid.uuid4().hex[:8]}"
     assert create_topic(kafka.bootstrap_servers, topic, partitions=2) is True
@@ -24,7 +24,7 @@ def test_produce_and_consume_1000_messages(kafka: Settings) -> None:
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True, "acks": "all"})
     failures: list[str] = []
 
-    def on_delivery(err, _msg) -> None:  # noqa: ANN001 (librdkafka callback)
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 

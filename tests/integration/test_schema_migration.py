@@ -208,7 +208,7 @@ def test_fridge_rollout_under_live_traffic_loses_nothing(tmp_path: Path) -> None
         assert read_landing(sink, zone="quarantine").num_rows == 0
 
         # pausing the supervisor DAG (the real scheduler's view) stops the stream
-        from kafkalake.platform.processes import pid_alive
+        from kafkalake.stream.driver import pid_alive
 
         assert _airflow(env, "dags", "pause", "stream_fridge").returncode == 0
         wait_for("the stream to stop after the DAG was paused",

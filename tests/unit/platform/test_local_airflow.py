@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kafkalake.config import Settings
 from kafkalake.platform.local_airflow import airflow_env
 
@@ -25,7 +27,7 @@ def test_folders_examples_and_connections(tmp_path: Path) -> None:
     assert env["PATH"].split(":")[0].endswith("/bin") and env["PATH"].endswith("/usr/bin")
 
 
-def test_spark_default_resolves_to_local_master_not_yarn(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_spark_default_resolves_to_local_master_not_yarn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The URI form `spark://local[2]` silently becomes yarn; our JSON form must not."""
     env = airflow_env(_settings(tmp_path), base={})
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", env["AIRFLOW_CONN_SPARK_DEFAULT"])
