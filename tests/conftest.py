@@ -22,7 +22,7 @@ from kafkalake.platform.processes import free_ports
 REPO = Path(__file__).resolve().parents[1]
 #: The developer's / CI's settings as the suite started: only the jar cache is shared.
 BASE_SETTINGS = get_settings()
-#: Every throw-away platform of this session, for the safety net in pytest_sessionfinish.
+#: Every throw-away platform of this test run, for the safety net in pytest_sessionfinish.
 _PLATFORMS: list[Settings] = []
 
 
