@@ -14,6 +14,7 @@ Goal: >= 15x the notebook loop's rate and >= 150,000 records/s on 2 cores.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -60,7 +61,11 @@ def _notebook_run(settings: Any, topic: str, records: list[dict[str, Any]], sche
     create_topic(settings.bootstrap_servers, topic, partitions=2)
     producer = make_producer(settings.bootstrap_servers)
     failed = []
-    on_delivery = lambda err, _msg: failed.append(err) if err is not None else None  # noqa: E731
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failed.append(err)
+
     schema = avro.schema.parse(schema_json)
     started = time.perf_counter()
     for record in records:
@@ -126,7 +131,7 @@ def main(*, records: int | None = None) -> int:
             for name in ("kafkalake", "notebook"):
                 topic = f"bench-{name}-{round_no}-{int(time.time())}"
                 if name == "kafkalake":
-                    make = lambda shard, n: _kafkalake_messages(data, encoder, shard, n)  # noqa: E731
+                    make = functools.partial(_kafkalake_messages, data, encoder)
                     result = _run(settings, topic, make, count, workers)
                 else:  # the notebook's loop: one process, one produce() per record
                     result = _notebook_run(settings, topic, data, v2.schema_json)

@@ -10,8 +10,8 @@ so there is one way each thing is done:
   is exclusive). By offsets: ``startingOffsets`` / ``endingOffsets`` JSON. ``failOnDataLoss``
   stays on: offsets that vanish mid-read fail the job. The range is read once, decoded once
   and cached (memory and disk); each hour's write, its quarantine and the counts read the cache.
-* **decode** — :func:`kafkalake.stream.decode.decode`, the stream's own transform (invariant 1).
-  Undecodable records become quarantine rows exactly as in the stream (invariant 3).
+* **decode** — :func:`kafkalake.stream.decode.decode`, the stream's own transform (One decode path).
+  Undecodable records become quarantine rows exactly as in the stream (Nothing is silently dropped).
 * **publish** — :class:`kafkalake.lake.publish.Compactor`: each hour is written to a new
   version folder, verified (row count + order-independent checksum of what was read, observed
   during the write) and all hours are published by one atomic manifest replace (origin

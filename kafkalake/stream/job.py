@@ -1,7 +1,8 @@
 """The streaming ingest job: Kafka -> decode (kafkalake.stream.decode) -> landing zone file sink(s).
 
-Exactly once (invariant 4) comes from Spark: the Kafka offsets of every micro-batch are in
-the checkpoint, and the file sink's ``_spark_metadata`` commit log decides which files exist.
+Exactly once (docs/architecture.md: Exactly once into the lake) comes from Spark: the Kafka
+offsets of every micro-batch are in the checkpoint, and the file sink's ``_spark_metadata``
+commit log decides which files exist.
 A driver killed with SIGKILL leaves at most uncommitted files, which readers going through
 Spark never see; the restarted query redoes that batch.
 
