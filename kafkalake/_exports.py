@@ -8,6 +8,7 @@ through their ``__init__`` (no cycles), and DAG files that import a package stay
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,7 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f"{package}.{module}"), name)
-        globals_of_package = importlib.import_module(package).__dict__
-        globals_of_package[name] = value  # the next lookup is a plain attribute
+        setattr(sys.modules[package], name, value)  # the next lookup is a plain attribute
         return value
 
     def __dir__() -> list[str]:

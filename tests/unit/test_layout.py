@@ -96,3 +96,18 @@ def test_airflow_is_imported_only_by_its_adapters() -> None:
             if any(name == "airflow" or name.startswith("airflow.") for name in names):
                 importers.append(str(path.relative_to(PACKAGE)))
     assert importers == []
+
+
+PACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py") if p.parent.name not in ("airflow", "cli"))
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_each_package_re_exports_what_it_lists(name: str) -> None:
+    import importlib
+
+    package = importlib.import_module(f"kafkalake.{name}")
+    assert package.__all__ == sorted(package._EXPORTS)
+    missing = [attr for attr in package.__all__ if getattr(package, attr, None) is None]
+    assert missing == []
+    with pytest.raises(AttributeError, match="no attribute"):
+        package.not_a_public_name  # noqa: B018 (the attribute access is the test)
