@@ -2,7 +2,8 @@
 
 Compaction, backfill and migration hand their hours to :class:`Compactor`, which
 journals each phase, verifies row count + an order-independent checksum against the
-source and publishes all hours with one atomic manifest replace."""
+source and publishes all hours with one atomic manifest replace.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Compatibility between two schemas, checked with avro's ReaderWriterCompatibilityChecker.
 
-Each incompatibility is explained as a sentence a person can act on."""
+Each incompatibility is explained as a sentence a person can act on.
+"""
 
 from __future__ import annotations
 

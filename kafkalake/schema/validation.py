@@ -1,6 +1,7 @@
 """Validity gates a schema text passes before it is compared or stored.
 
-JSON syntax, Avro validity (``avro`` and ``fastavro``), then defaults that match their types."""
+JSON syntax, Avro validity (``avro`` and ``fastavro``), then defaults that match their types.
+"""
 
 from __future__ import annotations
 

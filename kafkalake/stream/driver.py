@@ -1,7 +1,8 @@
 """Find, stop and kill a stream's driver process.
 
 A stop is first asked for (the stop file, honoured at a batch boundary); a driver that
-does not react is signalled: SIGTERM, then SIGKILL after a grace."""
+does not react is signalled: SIGTERM, then SIGKILL after a grace.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Decode Confluent-framed Avro messages in Python, resolving each writer schema.
 
 The reference for the JVM decode (:mod:`kafkalake.stream.decode`) and for tools that
-read a topic without Spark; reason codes are :class:`DecodeReason` members."""
+read a topic without Spark; reason codes are :class:`DecodeReason` members.
+"""
 
 from __future__ import annotations
 
