@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError
-from kafkalake.platform.processes import ManagedProcess, require_free_ports
+from kafkalake.platform.processes import ManagedProcess, require_free_ports, service_state
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +88,11 @@ class AirflowStatus:
 
     @property
     def state(self) -> str:
-        if self.running and self.healthy:
-            return "up"
-        return "starting/unhealthy" if self.running else "down"
+        return service_state(self.running, self.healthy)
 
 
 def _process(settings: Settings) -> ManagedProcess:
-    return ManagedProcess(
-        service=SERVICE,
-        state_dir=settings.state_dir,
-        run_dir=settings.run_dir,
-        log_file=settings.logs_dir / "airflow.log",
-    )
+    return ManagedProcess.for_service(settings, SERVICE)
 
 
 def health(settings: Settings, timeout: float = 2.0) -> dict[str, object] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kafkalake.config import LOCAL_HOSTS, Settings
 from kafkalake.errors import ServiceError, SetupError
-from kafkalake.platform.processes import ManagedProcess, require_free_ports
+from kafkalake.platform.processes import ManagedProcess, require_free_ports, service_state
 from kafkalake.spark import jvm
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,11 @@ class KafkaStatus:
 
     @property
     def state(self) -> str:
-        if self.running and self.answering:
-            return "up"
-        return "starting/unhealthy" if self.running else "down"
+        return service_state(self.running, self.answering)
 
 
 def _process(settings: Settings) -> ManagedProcess:
-    return ManagedProcess(
-        service=SERVICE,
-        state_dir=settings.state_dir,
-        run_dir=settings.run_dir,
-        log_file=settings.logs_dir / "kafka.log",
-    )
+    return ManagedProcess.for_service(settings, SERVICE)
 
 
 def server_properties(settings: Settings) -> str:

@@ -25,11 +25,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kafkalake._files import write_json_atomic
 from kafkalake.config import LOOPBACK
 from kafkalake.errors import ServiceError, SetupError
 from kafkalake.stream.driver import pid_alive
+
+if TYPE_CHECKING:
+    from kafkalake.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,13 @@ def require_free_ports(service: str, ports: Sequence[tuple[str, int, str]]) -> N
             )
 
 
+def service_state(running: bool, ready: bool) -> str:
+    """What ``kafkalake status`` says of a service: up, starting/unhealthy (running, not ready) or down."""
+    if running and ready:
+        return "up"
+    return "starting/unhealthy" if running else "down"
+
+
 @dataclass
 class ManagedProcess:
     """A background process in a session of its own, with a PID file and a log file."""
@@ -154,6 +165,12 @@ class ManagedProcess:
     @property
     def tag(self) -> str:
         return proc_tag(self.service, self.state_dir)
+
+    @classmethod
+    def for_service(cls, settings: Settings, service: str) -> ManagedProcess:
+        """The service's process in the state folder of ``settings``, logging to ``<logs>/<service>.log``."""
+        return cls(service=service, state_dir=settings.state_dir, run_dir=settings.run_dir,
+                   log_file=settings.logs_dir / f"{service}.log")
 
     @property
     def pid_file(self) -> Path:
