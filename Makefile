@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap venv jars demo up down status lint test test-unit bench clean
+.PHONY: help bootstrap venv jars browser demo up down status lint test test-unit bench clean
 
 help:
 	@echo "make demo   - bootstrap (venv, jars) and start Kafka + Airflow (kafkalake up)"
@@ -77,7 +77,14 @@ status: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv
+# The operator-view tests drive a real Chromium (tests/integration/test_ui.py).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "error: chromium and chromedriver are missing: run 'sudo apt-get install -y chromium chromium-driver' (or make browser as root)"; exit 1; }; \
+		echo "==> installing Chromium (apt)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+test: venv browser
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory jars
 	$(VENV)/bin/kafkalake schema check --all

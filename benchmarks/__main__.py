@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import compaction_bench, ingest_bench, latency_bench, producer_bench
+from benchmarks import compaction_bench, housekeeping_bench, ingest_bench, latency_bench, producer_bench, scale_bench
 
 BENCHMARKS = {"producer": producer_bench.main, "ingest": ingest_bench.main, "latency": latency_bench.main,
-              "compaction": compaction_bench.main}
+              "housekeeping": housekeeping_bench.main, "compaction": compaction_bench.main,
+              "scale": scale_bench.main}
 
 
 def main(argv: list[str] | None = None) -> int:

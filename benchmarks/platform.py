@@ -1,4 +1,4 @@
-"""A throw-away local platform for benchmarks: own state folder, free ports, shared jars."""
+"""A throw-away local platform for benchmarks: own state folder, catalog, free ports, shared jars."""
 
 from __future__ import annotations
 
@@ -13,21 +13,31 @@ from kafkalake.platform.processes import free_ports
 
 
 @contextlib.contextmanager
-def bench_kafka() -> Iterator[Settings]:
-    """A real KRaft broker for one benchmark, removed afterwards."""
+def bench_state(**env: str) -> Iterator[Settings]:
+    """Settings on a temp state folder, removed afterwards: its own lake root and Iceberg
+    catalog (the embedded SQLite file and warehouse of that folder), the platform's jars."""
     base = get_settings()
-    kafka_port, controller_port = free_ports(2)
     with tempfile.TemporaryDirectory(prefix="kafkalake-bench-") as state:
-        settings = Settings.from_env(
+        yield Settings.from_env(
             {
                 **base.to_env(),
                 "KAFKALAKE_STATE_DIR": state,
                 "KAFKALAKE_LAKE_ROOT": str(Path(state) / "lake"),
                 "KAFKALAKE_AIRFLOW_HOME": str(Path(state) / "airflow"),
-                "KAFKALAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
-                "KAFKALAKE_KAFKA_CONTROLLER_PORT": str(controller_port),
+                # empty: the catalog and the warehouse of the temp state folder
+                "KAFKALAKE_CATALOG_URI": "",
+                "KAFKALAKE_WAREHOUSE": "",
+                **env,
             }
         )
+
+
+@contextlib.contextmanager
+def bench_kafka() -> Iterator[Settings]:
+    """A real KRaft broker for one benchmark, removed afterwards (in a :func:`bench_state`)."""
+    kafka_port, controller_port = free_ports(2)
+    with bench_state(KAFKALAKE_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}",
+                     KAFKALAKE_KAFKA_CONTROLLER_PORT=str(controller_port)) as settings:
         kafka_local.start(settings)
         try:
             yield settings

@@ -1,4 +1,4 @@
-"""Backfill: replace whole closed hours of a table from Kafka, or rebuild them from landing (kafkalake.backfill)."""
+"""Backfill: replace whole closed hours of a table and its quarantine table from Kafka (kafkalake.backfill)."""
 
 from __future__ import annotations
 
@@ -10,36 +10,37 @@ from airflow.sdk import DAG, Param, task
 
 from kafkalake.airflow.dag_support import HOUR_PATTERN, fail_without_retry, table_choices
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
-from kafkalake.backfill.request import SOURCES
 from kafkalake.config import get_settings
 
 DOC = """
-### backfill: replace whole hours of a table from Kafka (or rebuild them from landing)
+### backfill: replace whole hours of a table from Kafka
 
-For hours the lake has wrong or incomplete (a lost lake folder, a stream outage, a decode fix).
-**Trigger DAG w/ config**; the form checks the params:
+For hours a table has wrong or incomplete (deleted or lost data files, a stream outage, a decode
+fix). **Trigger DAG w/ config**; the form checks the params:
 
-* `table` — a table of streams.yaml (`name`, or `name.avro` for an Avro sink).
-* `source` — `kafka`: replay the records from Kafka (by time, or by per-partition offsets);
-  `landing`: rebuild the hours from the landing sink (like compaction, forced).
+* `table` — an Iceberg table of streams.yaml (`fridge`, or `fridge_avro` for a stream's Avro
+  table). Its stream's quarantine table (`fridge_quarantine`) is backfilled for the same hours.
 * `start`, `end` — ISO timestamps on whole hours, UTC, **end exclusive**:
   `2026-11-24T05:00Z` .. `2026-11-24T07:00Z` replaces hours 05 and 06.
 * `starting_offsets`, `ending_offsets` — optional, Kafka by offsets:
   `{"fridge-events": {"0": 1200, "1": 1180}}` (-2 earliest / -1 latest). The range must cover
   the hours completely on every partition: a backfill never publishes part of an hour.
-* `dry_run` — **on by default**: prints the plan (hours, estimated records per hour from Kafka's
-  time index, what the lake holds now) and changes nothing. Untick it to run.
+* `dry_run` — **on by default**: prints the plan (hours, records per hour from Kafka's time
+  index, the rows the tables hold now, from their metadata) and changes nothing. Untick it to run.
 
-Tasks: **prepare** checks the params against the stream, Kafka and the lake and refuses, in one
-line, hours still open to the stream (its watermark minus `compaction.grace_minutes`), hours
-Kafka no longer holds completely (retention), offsets that do not cover the hours;
+Tasks: **prepare** checks the params against the stream, Kafka and the tables and refuses, in
+one line, hours still open to the stream (its watermark minus `compaction.grace_minutes`),
+hours Kafka no longer holds completely (retention), offsets that do not cover the hours;
 **backfill** (`spark_jobs/backfill.py`, `spark_default`) reads Kafka with
 `startingTimestamp`/`endingTimestamp` (or offsets), decodes with the stream's own transform,
-writes bad records to `$LAKE/quarantine/<fmt>/<table>/`, and replaces the hours through the
-compaction's verify-and-publish (row count + checksum, one atomic manifest replace; origin
-`backfill`); **verify** asks Kafka again and checks, per hour,
-`rows published + quarantined == offsets in range`, failing with the figures otherwise.
-Running the same backfill twice gives the same lake. CLI: `kafkalake backfill TABLE --start … --end …`.
+checks before writing anything that, per hour, `table rows + quarantine rows == Kafka offsets`
+with every (topic, partition, offset) once, then replaces the hours of each table in one Iceberg
+commit: written to a branch, verified per hour (row count + checksum), cherry-picked onto
+`main`. Hours whose rows are already exactly these are left alone; when none changed, no commit
+is made, so running the same backfill twice changes nothing. A run killed midway leaves `main`
+as it was; the next run drops the branch it left. **verify** asks Kafka again and reads the
+tables' metadata, checking `rows + quarantined == offsets in range` for every hour.
+CLI: `kafkalake backfill TABLE --start … --end …`.
 """
 
 _settings = get_settings()
@@ -55,7 +56,7 @@ def _offsets(description: str) -> Param:
 
 @task(task_id="prepare")
 def prepare(**context: Any) -> dict[str, object]:
-    """Params -> job arguments, checked against the stream, Kafka and the lake; a refusal is one
+    """Params -> job arguments, checked against the stream, Kafka and the tables; a refusal is one
     line and fails the run at once (no retry: the same params would be refused again)."""
     from kafkalake.backfill.verify import dag_job_args
 
@@ -82,14 +83,14 @@ def verify(plan: dict[str, object]) -> dict[str, object]:
 
 with DAG(
     dag_id="backfill",
-    description="Replace whole closed hours of a table from Kafka or landing (verified, atomic)",
+    description="Replace whole closed hours of a table from Kafka (verified, one Iceberg commit per table)",
     doc_md=DOC,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    tags=["kafkalake", "backfill", "lake"],
+    tags=["kafkalake", "backfill", "lake", "iceberg"],
     default_args={
         "owner": "kafkalake",
         "retries": 1,
@@ -97,9 +98,7 @@ with DAG(
     },
     params={
         "table": Param(_tables[0] if _tables else "", type="string", enum=_tables,
-                       description="table to backfill (stream name; name.avro for an Avro sink)"),
-        "source": Param("kafka", type="string", enum=list(SOURCES),
-                        description="kafka: replay from Kafka; landing: rebuild from the landing sink"),
+                       description="table to backfill, e.g. fridge or fridge_avro (its quarantine goes with it)"),
         "start": Param(type="string", pattern=HOUR_PATTERN,
                        description="first hour replaced, UTC, on a whole hour, e.g. 2026-11-24T05:00Z"),
         "end": Param(type="string", pattern=HOUR_PATTERN,

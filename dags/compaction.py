@@ -1,4 +1,4 @@
-"""Compaction: closed landing hours -> lake zone, hourly and on demand (kafkalake.compaction)."""
+"""Compaction: closed hours of every Iceberg table -> few large files, hourly and on demand (kafkalake.compaction)."""
 
 from __future__ import annotations
 
@@ -11,40 +11,50 @@ from airflow.sdk import DAG, Asset, Param, task
 from kafkalake.airflow.dag_support import HOUR_PATTERN, fail_without_retry, table_choices
 from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
 from kafkalake.config import get_settings
+from kafkalake.lake.tables import table_names
+from kafkalake.stream.config import load_streams
 
 DOC = """
-### compaction: small landing files → few large lake files
+### compaction: many small files per hour → few large ones, in each Iceberg table
 
-The streams write many small files per hour (one per micro-batch and partition). This DAG
-merges every **closed** hour (the stream's committed progress passed the hour's end plus
-`compaction.grace_minutes`) into `ceil(bytes / target)` files per hour, in the lake zone:
+A stream commits a few small files per hour and micro-batch (one per Kafka partition). This
+DAG rewrites every **closed** hour (the stream's committed progress passed the hour's end plus
+`compaction.grace_minutes`) of each table — `fridge`, `fridge_avro`, `fridge_quarantine` — into
+`max(1, ceil(bytes / target))` files:
 
 * **prepare** — checks the params (table, hour range, target size) and builds the job's arguments.
-* **compact** — one Spark job (`spark_jobs/compact.py`, `spark_default`): per hour
-  `repartition(n)` (+ `compaction.cluster_by` / `sort_by`), then **verify** (row count +
-  order-independent checksum of source and output must match, or nothing is published and the task fails with
-  both figures), then **publish** atomically (one manifest replace). Hours already compacted
-  and unchanged are skipped: re-running is a no-op. A run killed at any point is finished or
-  rolled back by the next one (journal in `<lake>/_journal/`).
-* **report** — logs files/bytes/rows/mean file size before → after and writes a JSON report
-  and a PNG histogram of file sizes to `$KAFKALAKE_STATE_DIR/reports/compaction/`; emits
-  one Asset per table (`kafkalake://lake/<table>`) for downstream DAGs.
+* **compact** — one Spark job (`spark_jobs/compact.py`, `spark_default`). Per table: plan from
+  the current snapshot (files, bytes, rows per hour; an hour with no more files than its bytes
+  need is skipped, so re-running is a no-op); read the planned hours at that snapshot,
+  `repartition(n)` each (+ `compaction.cluster_by` / `sort_by`); write them to a branch
+  `kafkalake_compaction_…`, **verify** row count + order-independent checksum per hour against
+  the source (a mismatch publishes nothing and fails the task with both figures), then
+  **publish** with one cherry-pick onto `main` — one commit per table. Iceberg refuses the
+  commit if a file was added to one of those hours meanwhile; the stream's appends to other
+  hours go on beside it. A run killed at any point leaves `main` at its old or its new
+  snapshot; the next run drops the branch it left and removes files no snapshot references
+  once they are older than `compaction.orphan_grace_minutes`.
+* **report** — logs files/bytes/rows/mean file size before → after, writes a JSON report and
+  a PNG histogram of file sizes to `$KAFKALAKE_STATE_DIR/reports/compaction/`; emits one Asset
+  per table (`kafkalake://lake/<table>`) for downstream DAGs.
 
-The streaming sink's folder and its `_spark_metadata` are never modified. Read tables with
-`kafkalake.lake.read_table(spark, name)`: lake hours ∪ landing hours not yet compacted.
+Readers see every row exactly once throughout: Spark SQL, pyiceberg, any Iceberg engine read
+`<catalog>.<namespace>.<table>`; time travel reaches the files before a rewrite until the
+stream's housekeeping expires that snapshot.
 
 **Manual run:** *Trigger DAG w/ config*: `table` (or all), `hour_from`/`hour_to`
 (e.g. `2026-11-24T05:00Z`, inclusive), `target_mb`, `dry_run` (prints the plan only).
 **Re-compact a range:** `airflow backfill create --dag-id compaction --from-date … --to-date …`
-(each backfill run covers the hour of its logical date; unchanged hours are skipped; the DAG
-must be unpaused for the scheduler to run them; `--reprocess-behavior completed` re-runs dates
-that already have runs).
+(each backfill run covers the hour of its logical date; compacted hours are skipped; the DAG
+must be unpaused for the scheduler to run them).
 Schedule: `KAFKALAKE_COMPACTION_SCHEDULE` (default `@hourly`).
 """
 
 _settings = get_settings()
 _tables = table_choices(_settings)
-ASSETS = {table: Asset(name=f"lake_{table.replace('.', '_')}", uri=f"kafkalake://lake/{table}") for table in _tables}
+#: the param's choices: the data tables and the quarantine tables
+_choices = table_names(load_streams(_settings.streams_file).values(), quarantine=True)
+ASSETS = {table: Asset(name=f"lake_{table}", uri=f"kafkalake://lake/{table}") for table in _tables}
 
 
 @task(task_id="prepare")
@@ -76,8 +86,8 @@ def report(plan: dict[str, object], **context: Any) -> dict[str, object]:
     png = compaction_report.render_png(run, path.with_suffix(".png"))
     print(f"report: {path}\nhistogram: {png}")
     for table in run["tables"]:
-        if table["name"] in ASSETS:
-            context["outlet_events"][ASSETS[table["name"]]].extra = {
+        if table["table"] in ASSETS:
+            context["outlet_events"][ASSETS[table["table"]]].extra = {
                 "hours_compacted": (table.get("totals") or {}).get("hours_compacted", 0), "dry_run": table["dry_run"],
             }
     return {"report": str(path), "png": str(png)}
@@ -85,7 +95,7 @@ def report(plan: dict[str, object], **context: Any) -> dict[str, object]:
 
 with DAG(
     dag_id="compaction",
-    description="Merge small landing files of closed hours into the lake zone (verified, atomic)",
+    description="Merge the small files of closed hours of each Iceberg table (verified, one commit per table)",
     doc_md=DOC,
     schedule=_settings.compaction_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -100,7 +110,8 @@ with DAG(
         "retry_exponential_backoff": 2.0,
     },
     params={
-        "table": Param("all", type="string", enum=["all", *_tables], description="table to compact (all: every table)"),
+        "table": Param("all", type="string", enum=["all", *_choices],
+                       description="table to compact (all: every table)"),
         "hour_from": Param(None, type=["null", "string"], pattern=HOUR_PATTERN,
                            description="first hour, UTC, e.g. 2026-11-24T05:00Z (empty: the oldest)"),
         "hour_to": Param(None, type=["null", "string"], pattern=HOUR_PATTERN,

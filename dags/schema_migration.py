@@ -14,39 +14,41 @@ from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperato
 DOC = """
 ### schema_migration: roll a new schema version out under live traffic
 
-The notebook's fridge fleet: old fridges keep sending v1 while the platform moves to v2 (adds
-`temperature`). *Trigger DAG w/ config* with the subject and the new schema's JSON text:
+The notebook's fridge fleet: old fridges keep sending v1 while the platform moves to a new
+version. *Trigger DAG w/ config* with the subject and the new schema's JSON text:
 
 1. **validate** — subject exists, the text is valid JSON / Avro, defaults match their types.
 2. **check** — compatibility under the subject's mode (`schemas/<subject>/subject.yaml`) or the
-   `compatibility` override; every incompatibility is listed with its location. **A refused
-   schema fails here: the registry folder and the lake stay byte-identical, streams keep running.**
+   `compatibility` override, every incompatibility listed with its location; and that the
+   streams' Iceberg tables can follow (new fields with defaults, int->long, float->double,
+   decimal widening; a removed field keeps its column). **A refused schema fails here: the
+   registry and the tables stay unchanged, streams keep running.**
 3. **register** — atomic and idempotent (re-running with the same schema is a no-op).
-4. **roll_streams** (`roll_streams`, default on) — every stream reading the subject stops at a
+4. **tables_behind** — which tables of the subject's streams lack the new version (pyiceberg,
+   no Spark); when none, **evolve** is skipped.
+5. **evolve** (Spark) — creates missing tables, evolves the others: new columns with Iceberg v3
+   defaults (files written before them read the default, through Spark, pyiceberg, DuckDB),
+   widened types; no data file rewritten. Old streams keep writing meanwhile.
+6. **roll_streams** (`roll_streams`, default on) — every stream reading the subject stops at a
    batch boundary; its supervisor DAG `stream_<name>` restarts it with the new reader schema,
    from the same checkpoint (nothing lost, nothing twice). Streams that are not running pick the
    new version up at their next start.
-5. **migrate** (Spark) — with `migrate_history`, rewrites the lake's hours into the new schema
-   with defaults filled (verified and published like compaction); then verifies that the whole
-   table reads with one schema and the lake's row counts are unchanged.
 
-`dry_run` stops after the check. Readers: `kafkalake.lake.read_table(spark, table)` returns old
-rows with the new fields null (or their default after `migrate_history`).
+`dry_run` stops after the check.
 """
 
 
 @task(task_id="validate")
 def validate_task(**context: Any) -> dict[str, object]:
     from kafkalake.config import get_settings
-    from kafkalake.migration.rollout import lake_row_counts, parse_request, validate
+    from kafkalake.migration.rollout import parse_request, validate
 
-    settings = get_settings()
     with fail_without_retry():
         request = parse_request(dict(context["params"]))
-        found = validate(settings, request)
+        found = validate(get_settings(), request)
     print(f"{request.subject}: schema valid; latest is v{found['latest']}; streams reading it: "
           f"{', '.join(found['streams']) or 'none'}")
-    return {**found, "before": lake_row_counts(settings, request.subject)}
+    return found
 
 
 @task(task_id="check")
@@ -74,7 +76,17 @@ def register_task(**context: Any) -> dict[str, object]:
     return register(get_settings(), parse_request(dict(context["params"])))
 
 
-@task(task_id="roll_streams")
+@task.short_circuit(task_id="tables_behind", ignore_downstream_trigger_rules=False)
+def tables_behind_task(registered: dict[str, object], **context: Any) -> bool:
+    from kafkalake.config import get_settings
+    from kafkalake.migration.evolve import tables_behind
+
+    behind = tables_behind(get_settings(), str(context["params"]["subject"]))
+    print(f"tables to create or evolve to v{registered['version']}: {', '.join(behind) or 'none'}")
+    return bool(behind)
+
+
+@task(task_id="roll_streams", trigger_rule="none_failed")
 def roll_streams_task(registered: dict[str, object], **context: Any) -> dict[str, str]:
     from kafkalake.config import get_settings
     from kafkalake.migration.rollout import parse_request, roll_streams
@@ -104,7 +116,6 @@ with DAG(
         "compatibility": Param(None, type=["null", "string"], enum=[None, *COMPATIBILITY_MODES],
                                description="override the subject's compatibility mode for this check"),
         "roll_streams": Param(True, type="boolean", description="restart the streams reading the subject"),
-        "migrate_history": Param(False, type="boolean", description="rewrite lake hours into the new schema"),
         "dry_run": Param(False, type="boolean", description="validate and check only"),
     },
 ) as dag:
@@ -112,16 +123,12 @@ with DAG(
     checked = check_task()
     go = not_dry_run()
     registered = register_task()
-    rolled = roll_streams_task(registered)
-    migrate = KafkalakeSparkSubmitOperator(
-        task_id="migrate",
+    behind = tables_behind_task(registered)
+    evolve = KafkalakeSparkSubmitOperator(
+        task_id="evolve",
         job="migrate",
-        job_args=[
-            "{{ params.subject }}",
-            "{{ '--history' if params.migrate_history else '' }}",
-            "--before",
-            "{{ ti.xcom_pull(task_ids='validate')['before'] | tojson }}",
-        ],
-        execution_timeout=timedelta(hours=2),
+        job_args=["{{ params.subject }}"],
+        execution_timeout=timedelta(minutes=30),
     )
-    found >> checked >> go >> registered >> rolled >> migrate
+    rolled = roll_streams_task(registered)
+    found >> checked >> go >> registered >> behind >> evolve >> rolled

@@ -1,6 +1,6 @@
 """Lazy re-exports for the concept packages' ``__init__`` (PEP 562).
 
-``from kafkalake.lake import read_table`` imports ``kafkalake.lake.read`` on first use, not
+``from kafkalake.lake import replace_hours`` imports ``kafkalake.lake.rewrite`` on first use, not
 when ``kafkalake.lake`` is imported. Packages then never import one another at import time
 through their ``__init__`` (no cycles), and DAG files that import a package stay cheap.
 """

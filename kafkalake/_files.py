@@ -1,10 +1,10 @@
 """Durable small files and exclusive locks: the one way kafkalake writes state and serializes writers.
 
-Every state file (the schema index, a lake manifest, a run journal, a stream's status or stop
-file) is replaced with :func:`atomic_write`: a reader sees the old or the new content, never
-half a file, and after a crash (even of the machine) the new content is there once the call
-returned. Every one-writer-at-a-time rule (a table's runs, a stream's driver, the registry's
-writers) is an :func:`exclusive_lock`, released by the kernel when its holder dies, even by
+Every state file (the schema index, a stream's status or stop file, a job's report) is replaced
+with :func:`atomic_write`: a reader sees the old or the new content, never half a file, and
+after a crash (even of the machine) the new content is there once the call returned. Every
+one-writer-at-a-time rule on local state (a stream's driver, the registry's writers) is an
+:func:`exclusive_lock`, released by the kernel when its holder dies, even by
 ``kill -9``.
 """
 

@@ -33,8 +33,19 @@ class ExitCode(IntEnum):
     BACKFILL = 9
     #: the published hours of a backfill do not add up with Kafka's offsets
     BACKFILL_VERIFY = 10
+    #: a check job found the platform wrong (e.g. the platform check read an unexpected count)
+    CHECK_FAILED = 11
+    #: a stream driver ended itself: its supervisor asked it to, or it made no progress for
+    #: twice its health window (a restart from the checkpoint fixes it)
+    STALLED = 12
     #: interrupted (Ctrl-C)
     INTERRUPTED = 130
+
+
+#: exit codes of a Spark job that a retry cannot change (the same input, setup or checkpoint
+#: owner would be refused again): the Airflow task fails at once instead of retrying
+FINAL_EXIT_CODES = frozenset({ExitCode.USAGE, ExitCode.SETUP, ExitCode.STREAM_BUSY, ExitCode.DATA_LOSS,
+                              ExitCode.CHECK_FAILED})
 
 
 class KafkalakeError(Exception):

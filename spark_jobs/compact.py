@@ -1,4 +1,4 @@
-"""spark-submit entry point: compact closed landing hours into the lake zone.
+"""spark-submit entry point: compact the closed hours of Iceberg tables, verified, one commit per table.
 
     kafkalake compact [TABLE ...] [--from HOUR] [--to HOUR] [--target-mb N] [--dry-run]
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from datetime import UTC
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "tables", nargs="*", help="table names (stream names; name.avro for an Avro sink); default: all"
+        "tables", nargs="*", help="tables (fridge, fridge_avro, fridge_quarantine); default: every table"
     )
     parser.add_argument("--from", dest="first", help="first hour, e.g. 2026-11-24T05:00Z (default: the oldest)")
     parser.add_argument("--to", dest="last", help="last hour, inclusive (default: the newest closed one)")
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument(
-        "--closed-before", help="hours ending after this are not touched (required for a landing no stream feeds)"
+        "--closed-before", help="hours ending after this are not touched (required for a table no stream feeds)"
     )
     parser.add_argument("--report", type=Path, help="write the run's JSON report here")
     args = parser.parse_args(argv)
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except Exception as exc:  # Spark or the catalog failed outside a merge: the trace, then one line
+        from kafkalake.catalog.iceberg import error_line
+        from kafkalake.errors import ExitCode
+
+        traceback.print_exc()
+        print(f"error: compaction failed: {error_line(exc)}; a table the log says published stays published, "
+              "the next run plans the rest again", file=sys.stderr, flush=True)
+        return ExitCode.COMPACTION
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(args.report, report, indent=1)

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from kafkalake.config import get_settings
+    from kafkalake.errors import ExitCode
     from kafkalake.spark.connector_check import kafka_rows, run_check
     from kafkalake.spark.session import get_session, read_topic_batch
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.expect_rows and result.rows != args.expect_rows:
         print(f"error: read {result.rows} rows from {source}, expected {args.expect_rows}", file=sys.stderr)
-        return 1
+        return ExitCode.CHECK_FAILED
     return 0
 
 

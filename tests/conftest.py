@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kafkalake.config import Settings, get_settings
-from kafkalake.platform.processes import free_ports
+from kafkalake.platform.processes import free_port_run, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 #: The developer's / CI's settings as the suite started: only the jar cache is shared.
@@ -28,7 +28,7 @@ _PLATFORMS: list[Settings] = []
 
 def make_settings(state_dir: Path) -> Settings:
     """Settings of a throw-away platform: own state folder and ports, shared jar cache."""
-    kafka_port, controller_port, airflow_port = free_ports(3)
+    kafka_port, controller_port, airflow_port, registry_port = free_ports(4)
     base = BASE_SETTINGS
     settings = Settings.from_env(
         {
@@ -38,20 +38,38 @@ def make_settings(state_dir: Path) -> Settings:
             "KAFKALAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
             "KAFKALAKE_KAFKA_CONTROLLER_PORT": str(controller_port),
             "KAFKALAKE_AIRFLOW_PORT": str(airflow_port),
+            "KAFKALAKE_REGISTRY_PORT": str(registry_port),
         }
     )
     _PLATFORMS.append(settings)
     return settings
 
 
+def make_cluster_settings(state_dir: Path) -> Settings:
+    """Settings of a throw-away local cluster (3 brokers, a Spark master + 2 workers) on free ports."""
+    from kafkalake.config import CLUSTER_PORT_STEP
+
+    settings = make_settings(state_dir)
+    brokers = ",".join(f"127.0.0.1:{p}" for p in free_ports(3))
+    settings = settings.with_overrides(
+        cluster=True, bootstrap_servers=brokers, kafka_controller_port=free_port_run(CLUSTER_PORT_STEP, 3),
+        spark_master=f"spark://127.0.0.1:{free_port_run(1, 4)}")
+    _PLATFORMS.append(settings)
+    return settings
+
+
 def stop_platform(settings: Settings) -> list[str]:
-    """Stop the platform's Airflow and Kafka (their whole sessions); the services that ran."""
+    """Stop the platform's Airflow, registry API and Kafka (their whole sessions); the services that ran."""
     from kafkalake.platform import local_airflow as airflow_local
     from kafkalake.platform import local_kafka as kafka_local
+    from kafkalake.platform import local_registry as registry_local
+    from kafkalake.platform import local_spark as spark_local
 
     if not settings.state_dir.exists():  # nothing was ever started there
         return []
-    return [name for name, stop in (("airflow", airflow_local.stop), ("kafka", kafka_local.stop)) if stop(settings)]
+    services = (("airflow", airflow_local.stop), ("registry", registry_local.stop), ("spark", spark_local.stop),
+                ("kafka", kafka_local.stop))
+    return [name for name, stop in services if stop(settings)]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -80,6 +98,14 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def failure_lines(result: subprocess.CompletedProcess[str], tail: int = 2000) -> str:
+    """What a failed CLI run said: its error and exception lines first (a Java trace buries
+    them), then the end of its output."""
+    text = result.stdout + result.stderr
+    said = [line for line in text.splitlines() if "error:" in line or "Exception:" in line or "Error:" in line]
+    return "\n".join(said[:20]) + "\n--- output ends:\n" + text[-tail:]
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,19 @@ if TYPE_CHECKING:
 #: the compatibility modes a migration may override the subject's with (the trigger form's enum)
 COMPATIBILITY_MODES = [mode.value for mode in Compatibility]
 
-__all__ = ["COMPATIBILITY_MODES", "HOUR_PATTERN", "SUBJECT_PATTERN", "fail_without_retry", "table_choices"]
+#: A stream DAG that failed this many runs in a row is paused by Airflow (DAG argument
+#: ``max_consecutive_failed_dag_runs``): a refusal (exit code of FINAL_EXIT_CODES) fails every run
+#: at once, and a @continuous DAG would otherwise start the refused job again and again.
+STREAM_MAX_CONSECUTIVE_FAILED_RUNS = 3
+
+__all__ = [
+    "COMPATIBILITY_MODES", "HOUR_PATTERN", "STREAM_MAX_CONSECUTIVE_FAILED_RUNS", "SUBJECT_PATTERN",
+    "fail_without_retry", "table_choices",
+]
 
 
 def table_choices(settings: Settings | None = None) -> list[str]:
-    """Every table of the declared streams (``fridge``, ``fridge.avro``): a DAG's table enum."""
+    """Every table of the declared streams (``fridge``, ``fridge_avro``): a DAG's table enum."""
     settings = settings or get_settings()
     return table_names(load_streams(settings.streams_file).values())
 

@@ -1,4 +1,4 @@
-"""Backfill: replace whole closed hours of a table from Kafka (or rebuild them from landing)."""
+"""Backfill: replace whole closed hours of a stream's tables from Kafka, verified, one commit per table."""
 
 from __future__ import annotations
 

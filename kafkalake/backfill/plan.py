@@ -1,8 +1,8 @@
-"""A backfill's plan: the request checked against the stream, Kafka and the lake, hour by hour."""
+"""A backfill's plan: the request checked against the stream, Kafka and the tables, hour by hour."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,43 +17,37 @@ from kafkalake.backfill.request import (
     hour_ranges,
     incomplete_hours,
     iso,
-    output_files,
     records_in,
     refuse_open,
 )
 from kafkalake.config import Settings
-from kafkalake.lake.landing import landing_hours
-from kafkalake.lake.manifest import read_manifest
-from kafkalake.lake.tables import Hour, TablePaths
-from kafkalake.stream.config import MIB, StreamConfig
+from kafkalake.lake.tables import Hour, TableRef
+from kafkalake.stream.config import StreamConfig
 
 
 @dataclass
 class HourPlan:
     hour: str
-    action: str  # replace | add | skip
+    action: str  # replace | skip
     why: str
     kafka_offsets: dict[str, list[int]]  # tp -> [first, end) per Kafka's time index
     offsets_in_range: int
-    kafka_complete: bool
-    lake_rows: int | None
-    lake_origin: str | None
-    landing_files: int
-    landing_bytes: int
-    outputs: int
+    #: rows the table and the quarantine table hold for the hour now (their metadata)
+    table_rows: int
+    quarantine_rows: int
 
 
 @dataclass
 class BackfillPlan:
     table: str
+    quarantine_table: str
+    stream: str
     fmt: str
-    source: str
     mode: str
     start: str
     end: str
     closed_before: str
     topics: list[str]
-    target_bytes: int
     hours: list[HourPlan]
     #: offsets mode: the resolved range Spark reads (``{"topic": {"0": n}}``)
     starting_offsets: Offsets | None = None
@@ -69,24 +63,49 @@ class BackfillPlan:
 
     def describe(self) -> list[str]:
         """The plan as an operator reads it (what a dry run prints)."""
-        how = {"timestamps": "Kafka by time", "offsets": "Kafka by offsets", "landing": "the landing sink"}[self.mode]
-        lines = [f"backfill {self.table} ({self.fmt}) from {how}: [{self.start}, {self.end}) = "
+        how = {"timestamps": "Kafka by time", "offsets": "Kafka by offsets"}[self.mode]
+        lines = [f"backfill {self.table} + {self.quarantine_table} from {how}: [{self.start}, {self.end}) = "
                  f"{len(self.hours)} hour(s); hours closed before {self.closed_before}"]
         if self.mode == "offsets":
             for topic in sorted(self.starting_offsets or {}):
                 ranges = ", ".join(f"{p}: {self.starting_offsets[topic][p]}..{(self.ending_offsets or {})[topic][p]}"
                                    for p in sorted(self.starting_offsets[topic], key=int))
                 lines.append(f"  offsets {topic}: {ranges}")
-        lines.append(f"  {'hour':13}  {'est. records':>12}  {'in the lake now':28}  action")
+        lines.append(f"  {'hour':13}  {'est. records':>12}  {'in the tables now':28}  action")
         for h in self.hours:
-            now = f"{h.lake_rows:,} rows ({h.lake_origin})" if h.lake_rows is not None else "-"
-            kafka = f"{h.offsets_in_range:>12,}" + ("" if h.kafka_complete else "*")
-            what = f"{h.action} -> {h.outputs} file(s)" if h.action != "skip" else f"skip: {h.why}"
-            lines.append(f"  {h.hour:13}  {kafka:>12}  {now:28}  {what}")
+            now = f"{h.table_rows:,} rows + {h.quarantine_rows:,} quarantined"
+            what = h.action if h.action != "skip" else f"skip: {h.why}"
+            lines.append(f"  {h.hour:13}  {h.offsets_in_range:>12,}  {now:28}  {what}")
         lines.append(f"  total ~{self.estimated_records:,} records in Kafka for these hours")
-        if any(not h.kafka_complete for h in self.hours):
-            lines.append("  * Kafka no longer holds every record of this hour (retention): landing rebuild only")
         return lines
+
+
+def rows_by_hour(settings: Settings, table: str, hours: Iterable[Hour]) -> dict[str, int]:
+    """Rows per hour of ``table``'s main branch, from its metadata (the data files' record
+    counts; pyiceberg, no Spark, whatever the file format). Hours without rows are 0.
+
+    Row-level deletes are not subtracted: kafkalake's writers never make them (appends and
+    partition overwrites), and a file someone else deleted rows of counts high, so the
+    check against Kafka fails loudly rather than passing wrongly."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan, Or
+
+    from kafkalake.catalog.config import catalog_config, open_catalog
+
+    hours = sorted(hours)
+    counts = dict.fromkeys((h.key for h in hours), 0)
+    if not hours:
+        return counts
+    loaded = open_catalog(settings).load_table(f"{catalog_config(settings).namespace}.{table}")
+    terms = [And(GreaterThanOrEqual("timestamp", h.start.isoformat()), LessThan("timestamp", h.end.isoformat()))
+             for h in hours]
+    condition = terms[0]
+    for term in terms[1:]:
+        condition = Or(condition, term)
+    for task in loaded.scan(row_filter=condition).plan_files():
+        hour = Hour.of(datetime.fromtimestamp(int(task.file.partition[0]) * 3600, UTC))
+        if hour.key in counts:
+            counts[hour.key] += int(task.file.record_count)
+    return counts
 
 
 def _offsets_at(admin: Any, moments: list[datetime], latest: dict[str, int],
@@ -139,36 +158,48 @@ def _as_json(flat: dict[str, int]) -> Offsets:
     return out
 
 
-def closed_cutoff(settings: Settings, stream: StreamConfig, paths: TablePaths) -> datetime:
-    """:func:`kafkalake.stream.watermark.closed_before` (watermark minus grace), with a backfill's hint
+def closed_cutoff(settings: Settings, stream: StreamConfig) -> datetime:
+    """:func:`kafkalake.stream.watermark.closed_before` (watermark minus grace), as a backfill refusal
     when the stream has not committed anything yet."""
-    from kafkalake.stream.checkpoint import checkpoint_resume_offsets
-    from kafkalake.stream.config import stream_paths
-    from kafkalake.stream.watermark import closed_before
+    from kafkalake.stream.watermark import StreamNotStarted, closed_before
 
-    if checkpoint_resume_offsets(stream_paths(settings, stream).checkpoints[paths.fmt]) is None:
-        raise BackfillError(f"stream {stream.name!r} has not committed a batch to its {paths.fmt} sink yet, so no hour "
-                            f"is known to be closed; start it first (`kafkalake stream run {stream.name}`)")
-    return closed_before(settings, stream, paths)
+    try:
+        return closed_before(settings, stream)
+    except StreamNotStarted:
+        raise BackfillError(f"stream {stream.name!r} has not committed a batch yet, so no hour is known to be "
+                            f"closed; start it first (`kafkalake stream run {stream.name}`)") from None
+
+
+def data_table(settings: Settings, name: str) -> tuple[StreamConfig, TableRef]:
+    """The stream and ref of a table a backfill may name: a data table, not a quarantine table."""
+    from kafkalake.lake.tables import LakeError, resolve_table
+
+    try:
+        stream, ref = resolve_table(settings, name)
+    except LakeError as exc:
+        raise BackfillError(str(exc)) from None
+    if ref.is_quarantine:
+        first = next(iter(stream.tables.values()))
+        raise BackfillError(f"{name} is a quarantine table: name a table of stream {stream.name!r} (e.g. {first}); "
+                            f"its quarantine hours are replaced with it")
+    return stream, ref
 
 
 def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
-    """Check a request against the stream, Kafka and the lake; what a run would do, hour by hour.
+    """Check a request against the stream, Kafka and the tables; what a run would do, hour by hour.
 
     Refuses (one line): an unknown table; hours still open to the stream; hours Kafka no
-    longer holds completely (Kafka source); offsets that do not cover the hours; hours with
-    no landing files, or whose landing files were deleted (landing source); an hour for which
-    Kafka's time index has fewer records than the lake has rows, or none while landing has
-    files (the backfill would drop rows). Hours with nothing anywhere are skipped.
+    longer holds completely; offsets that do not cover the hours; an hour Kafka has no record
+    of while the tables have rows for it (the backfill would drop them). Hours with nothing
+    anywhere are skipped.
     """
     from kafkalake.kafka.topics import admin_client, list_offsets
-    from kafkalake.lake.tables import resolve_table
 
-    stream, paths = resolve_table(settings, request.table)
+    stream, ref = data_table(settings, request.table)
     hours = request.hours
     span = f"[{iso(request.start)}, {iso(request.end)})"
-    cutoff = closed_cutoff(settings, stream, paths)
-    refuse_open(hours, cutoff, stream=stream.name, fmt=paths.fmt, grace_minutes=stream.compaction.grace_minutes)
+    cutoff = closed_cutoff(settings, stream)
+    refuse_open(hours, cutoff, stream=stream.name, grace_minutes=stream.compaction.grace_minutes)
 
     admin = admin_client(settings.bootstrap_servers)
     latest = list_offsets(admin, stream.topics, which="latest", where=settings.bootstrap_servers)
@@ -176,37 +207,37 @@ def plan_backfill(settings: Settings, request: BackfillRequest) -> BackfillPlan:
     boundaries = _offsets_at(admin, [h.start for h in hours] + [hours[-1].end], latest)
     ranges = hour_ranges(boundaries)
     gone = incomplete_hours(hours, _log_starts(settings, earliest, latest))
+    if gone:
+        key = min(gone)
+        raise BackfillError(f"hour {key}: Kafka no longer holds all of its records ({gone[key]}); a backfill "
+                            f"replaces whole hours only")
 
     start_json = end_json = None
     if request.mode == "offsets":
         start_json, end_json = _offsets_range(request, stream, earliest, latest, boundaries, span=span)
 
-    manifest = read_manifest(paths)
-    landing = landing_hours(paths)
-    published = [e for e in manifest["hours"].values() if e.get("rows")]
-    bytes_per_row = (sum(e["bytes"] for e in published) / sum(e["rows"] for e in published)) if published else None
-    target = int(stream.compaction.target_file_mb * MIB)
+    table_rows = rows_by_hour(settings, ref.name, hours)
+    quarantine_rows = rows_by_hour(settings, stream.quarantine_table, hours)
     planned = []
     for hour, hour_range in zip(hours, ranges, strict=True):
-        entry = manifest["hours"].get(hour.key)
-        files = landing.get(hour, {})
         in_kafka = records_in(hour_range)
-        complete = hour.key not in gone
-        action, why = _hour_action(request.source, hour, entry, files, in_kafka, gone)
-        size = sum(files.values())
+        rows, bad = table_rows[hour.key], quarantine_rows[hour.key]
+        action, why = "replace", ""
+        if in_kafka == 0:
+            if rows or bad:
+                raise BackfillError(f"hour {hour.key}: Kafka has no records for it but {ref.name} has {rows:,} "
+                                    f"rows and {stream.quarantine_table} {bad:,}; refusing to replace them with "
+                                    f"nothing")
+            action, why = "skip", "no records in Kafka, nothing in the tables"
         planned.append(HourPlan(
             hour=hour.key, action=action, why=why,
             kafka_offsets={tp: [a, b] for tp, (a, b) in hour_range.items()},
-            offsets_in_range=in_kafka, kafka_complete=complete,
-            lake_rows=entry["rows"] if entry else None, lake_origin=entry.get("origin") if entry else None,
-            landing_files=len(files), landing_bytes=size,
-            outputs=output_files(target, lake_bytes=entry["bytes"] if entry else None, landing_bytes=size,
-                                 records=in_kafka, bytes_per_row=bytes_per_row),
+            offsets_in_range=in_kafka, table_rows=rows, quarantine_rows=bad,
         ))
     return BackfillPlan(
-        table=request.table, fmt=paths.fmt, source=request.source, mode=request.mode,
-        start=iso(request.start), end=iso(request.end), closed_before=iso(cutoff), topics=list(stream.topics),
-        target_bytes=target, hours=planned, starting_offsets=start_json, ending_offsets=end_json,
+        table=ref.name, quarantine_table=stream.quarantine_table, stream=stream.name, fmt=ref.fmt or "parquet",
+        mode=request.mode, start=iso(request.start), end=iso(request.end), closed_before=iso(cutoff),
+        topics=list(stream.topics), hours=planned, starting_offsets=start_json, ending_offsets=end_json,
     )
 
 
@@ -226,30 +257,3 @@ def _offsets_range(request: BackfillRequest, stream: StreamConfig, earliest: dic
             raise BackfillError(f"{tp}: offsets {first[tp]}..{end[tp]} are outside what Kafka holds "
                                 f"({earliest[tp]}..{latest[tp]})")
     return _as_json(first), _as_json(end)
-
-
-def _hour_action(source: str, hour: Hour, entry: dict[str, Any] | None, files: Mapping[Any, int], in_kafka: int,
-                 gone: Mapping[str, str]) -> tuple[str, str]:
-    """(action, why) for one hour, or a refusal when replacing it would lose rows."""
-    action, why = ("replace" if entry else "add"), ""
-    if source == "kafka":
-        if hour.key in gone:
-            raise BackfillError(f"hour {hour.key}: Kafka no longer holds all of its records ({gone[hour.key]}); "
-                                f"rebuild it from the landing zone (source=landing)")
-        if entry and entry["rows"] > in_kafka:
-            raise BackfillError(f"hour {hour.key}: Kafka's time index puts {in_kafka:,} records in it but the "
-                                f"lake has {entry['rows']:,} rows; replacing them would lose rows (timestamps "
-                                f"out of order in a CreateTime topic?): rebuild it from landing")
-        if in_kafka == 0:
-            if files:
-                raise BackfillError(f"hour {hour.key}: Kafka has no records for it but landing has {len(files)} "
-                                    f"file(s); refusing to replace them with nothing")
-            action, why = "skip", "no records in Kafka, nothing in the table"
-    else:
-        if not files:
-            raise BackfillError(f"hour {hour.key} has no landing files to rebuild from; backfill it from Kafka "
-                                f"(source=kafka)")
-        if entry and entry.get("landing_removed"):
-            raise BackfillError(f"hour {hour.key}: its landing files were deleted after compaction (retention); "
-                                f"backfill it from Kafka (source=kafka)")
-    return action, why

@@ -1,22 +1,27 @@
-"""Backfill: replace whole closed hours of a table from Kafka (or rebuild them from landing).
+"""Backfill: replace whole closed hours of a stream's tables from Kafka, verified, in one commit per table.
 
-A backfill is what an operator runs when the lake is wrong or incomplete for some hours: a
-lake version folder was lost, the stream was down past a gap, a decode bug was fixed. It is
-a batch job over a bounded range, and it reuses every piece the stream and compaction use,
-so there is one way each thing is done:
+A backfill is what an operator runs when a table is wrong or incomplete for some hours: data
+files were lost or deleted, the stream was down past a gap, a decode bug was fixed. It is a
+batch job over a bounded range and reuses the pieces the stream and compaction use, so there
+is one way each thing is done:
 
-* **read** — Spark's Kafka source in batch mode. By time: ``startingTimestamp`` /
-  ``endingTimestamp`` (ms; Kafka's time index turns them into per-partition offsets, the end
-  is exclusive). By offsets: ``startingOffsets`` / ``endingOffsets`` JSON. ``failOnDataLoss``
-  stays on: offsets that vanish mid-read fail the job. The range is read once, decoded once
-  and cached (memory and disk); each hour's write, its quarantine and the counts read the cache.
-* **decode** — :func:`kafkalake.stream.decode.decode`, the stream's own transform (One decode path).
-  Undecodable records become quarantine rows exactly as in the stream (Nothing is silently dropped).
-* **publish** — :class:`kafkalake.lake.publish.Compactor`: each hour is written to a new
-  version folder, verified (row count + order-independent checksum of what was read, observed
-  during the write) and all hours are published by one atomic manifest replace (origin
-  ``backfill``). A crash leaves the old or the new state; the next lake run finishes or rolls
-  back (journal). One writer per table (``lock_table``), as for compaction.
+* **read** — Spark's Kafka source in batch mode, with the record headers (as the stream reads
+  them). By time: ``startingTimestamp`` / ``endingTimestamp`` (ms; Kafka's time index turns
+  them into per-partition offsets, the end is exclusive). By offsets: ``startingOffsets`` /
+  ``endingOffsets`` JSON. ``failOnDataLoss`` stays on: offsets that vanish mid-read fail the
+  job. The range is read once, decoded once and cached (memory and disk).
+* **decode** — :func:`kafkalake.stream.decode.decode`, the stream's own transform
+  (docs/architecture.md: One decode path). Undecodable records become rows of the stream's
+  quarantine table exactly as in the stream (docs/architecture.md: Nothing is silently dropped).
+* **check against Kafka, before anything is written** — for every hour, table rows +
+  quarantine rows == the number of Kafka offsets in the hour, each (topic, partition, offset)
+  once. Otherwise nothing is published and the run fails with one line.
+* **publish** — :func:`kafkalake.lake.rewrite.replace_hours` (docs/architecture.md: Rewrites
+  are verified, then committed once): the table's changed hours are written to a branch,
+  verified per hour (row count + order-independent checksum), then cherry-picked onto ``main``
+  as one commit; then the quarantine table's hours the same way. An hour whose checksum
+  already equals the table's is not rewritten; when no hour changed, no commit is made, so a
+  second identical backfill changes nothing.
 
 **Hours are the unit.** ``start`` and ``end`` are ISO timestamps on whole hours, ``end``
 exclusive (like Kafka's ``endingTimestamp``): ``--start 05:00Z --end 07:00Z`` replaces hours 05
@@ -32,40 +37,24 @@ refused: publishing it would drop the rest of the hour. Records in the range tha
 other hours are not touched (counted as ``records_outside_hours`` in the report).
 
 **Kafka must still hold the hours.** A partition whose log start moved (retention,
-``delete_records``) may have lost records of an hour; such hours are refused for a Kafka
-backfill (rebuild them from landing instead) — a partial hour must never replace a complete one.
+``delete_records``) may have lost records of an hour; such hours are refused — a partial
+hour must never replace a complete one.
 
-**Landing rebuild** (``source=landing``) rewrites the hours from the landing sink, like
-compaction but forced even when unchanged. Hours without landing files, or whose landing files
-retention already deleted, are refused.
+**Empty hours.** A dynamic overwrite replaces only the hours its rows fall in. An hour with no
+decodable record in Kafka while the table has rows for it is refused (replacing them with
+nothing would lose rows). An hour that has no quarantine rows any more (the records decode
+now) while the quarantine table still has some gets those deleted in a commit of their own,
+after the table's publish: in between its records are in both tables, never in neither.
 
-**Quarantine.** Bad records read by a Kafka backfill go, per hour, to
-``$LAKE/quarantine/<fmt>/<table>/dt=…/hour=…/run=<run id>/`` (Parquet: Kafka coordinates,
-reason code, raw key/value bytes). The manifest entry of the hour names that folder
-(``quarantine``); a re-run replaces it (older run folders of a published hour are removed
-after the publish), so running the same backfill twice leaves the same lake *and* the same
-quarantine. The landing sink's own ``zone=quarantine`` rows (the stream's view) are untouched.
-
-An hour whose records are *all* undecodable publishes no lake version (its table rows are
-none either way; the hour stays out of the manifest, its quarantine folder is kept). This also
-steers clear of a Spark 4.1 behaviour: an ``observe`` before ``repartition`` +
-``sortWithinPartitions`` over zero rows yields no observed row (``Observation.get`` fails), so
-the Compactor cannot write an empty hour of a table with ``compaction.sort_by``.
-
-**Verification.** The job's JSON report has per hour: rows published, quarantined, the
-Kafka offsets of the hour and their count. :func:`verify_report` (the DAG's ``verify`` task,
-and ``kafkalake backfill``) asks Kafka again and checks ``rows + quarantined == offsets in
-range`` for every hour, and that the manifest publishes what the report says.
-
-**Output files per hour:** ``max(1, ceil(estimated bytes / compaction.target_file_mb))``,
-the estimate being the hour's current lake bytes (the best predictor of its compacted size),
-else its landing bytes, else the table's mean lake bytes per row times the records in Kafka.
+**Verification after the run.** The job's JSON report has per hour the rows published, the
+quarantined ones, the Kafka offsets of the hour and their count. :func:`verify_report` (the
+DAG's ``verify`` task, and ``kafkalake backfill``) asks Kafka again and the tables' metadata,
+and checks ``rows + quarantined == offsets in range`` for every hour.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,13 +63,12 @@ from pathlib import Path
 
 from kafkalake.errors import ExitCode
 from kafkalake.lake.tables import Hour, LakeError
-from kafkalake.stream.config import FORMATS
+from kafkalake.stream.config import NAME_RE
 
-SOURCES = ("kafka", "landing")
 #: a guard against typos (2016 for 2026): at most one month per backfill
 MAX_HOURS = 24 * 31
-#: a table name: a stream name, optionally ``.parquet`` / ``.avro`` (never a path)
-TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}(\.(" + "|".join(FORMATS) + r"))?$")
+#: a table name (``fridge``, ``fridge_avro``; never a path)
+TABLE_RE = NAME_RE
 EARLIEST, LATEST = -2, -1
 
 
@@ -91,7 +79,7 @@ class BackfillError(LakeError):
 
 
 class BackfillVerificationError(BackfillError):
-    """The published hours do not add up with Kafka's offsets and the quarantine."""
+    """The hours do not add up with Kafka's offsets (table rows + quarantine rows)."""
 
     exit_code = ExitCode.BACKFILL_VERIFY
 
@@ -104,7 +92,6 @@ class BackfillRequest:
     """What an operator asked for, validated without any I/O."""
 
     table: str
-    source: str
     start: datetime  # first hour replaced
     end: datetime  # exclusive: the first hour not replaced
     starting_offsets: Offsets | None = None
@@ -117,14 +104,12 @@ class BackfillRequest:
 
     @property
     def mode(self) -> str:
-        """``timestamps`` | ``offsets`` (Kafka) or ``landing``."""
-        if self.source == "landing":
-            return "landing"
+        """``timestamps`` or ``offsets``: how Kafka is read."""
         return "offsets" if self.starting_offsets is not None else "timestamps"
 
     def job_args(self, *, report: Path | str | None = None, dry_run: bool = False) -> list[str]:
         """Arguments of ``spark_jobs/backfill.py`` (round-trips through its parser)."""
-        args = [self.table, "--source", self.source, "--start", iso(self.start), "--end", iso(self.end)]
+        args = [self.table, "--start", iso(self.start), "--end", iso(self.end)]
         if self.starting_offsets is not None and self.ending_offsets is not None:
             args += ["--starting-offsets", json.dumps(self.starting_offsets, separators=(",", ":"), sort_keys=True),
                      "--ending-offsets", json.dumps(self.ending_offsets, separators=(",", ":"), sort_keys=True)]
@@ -183,14 +168,12 @@ def parse_offsets(name: str, value: object, *, sentinel: int) -> Offsets:
     return out
 
 
-def parse_request(table: object, *, source: object = "kafka", start: object, end: object,
+def parse_request(table: object, *, start: object, end: object,
                   starting_offsets: object = None, ending_offsets: object = None) -> BackfillRequest:
     """Params (CLI, DAG form, job arguments) -> a request, or one clear line saying what is wrong."""
     if not isinstance(table, str) or not TABLE_RE.match(table):
-        raise BackfillError(f"table {table!r} is not a table name: a stream name from streams.yaml, "
-                            f"optionally with .{' or .'.join(FORMATS)} (e.g. fridge, fridge.avro)")
-    if source not in SOURCES:
-        raise BackfillError(f"source {source!r} must be one of {', '.join(SOURCES)}")
+        raise BackfillError(f"table {table!r} is not a table name: a table of a stream in streams.yaml "
+                            f"(e.g. fridge, fridge_avro)")
     first, stop = parse_boundary("start", start), parse_boundary("end", end)
     if stop <= first:
         raise BackfillError(f"end {iso(stop)} is not after start {iso(first)}: the range [start, end) "
@@ -202,9 +185,6 @@ def parse_request(table: object, *, source: object = "kafka", start: object, end
     given = (starting_offsets not in (None, "", {}), ending_offsets not in (None, "", {}))
     start_offsets = end_offsets = None
     if any(given):
-        if source != "kafka":
-            raise BackfillError("starting_offsets / ending_offsets are for source kafka; a landing rebuild reads "
-                                "the landing sink")
         if not all(given):
             raise BackfillError("give both starting_offsets and ending_offsets (or neither, to backfill by time)")
         start_offsets = parse_offsets("starting_offsets", starting_offsets, sentinel=EARLIEST)
@@ -212,7 +192,7 @@ def parse_request(table: object, *, source: object = "kafka", start: object, end
         if set(start_offsets) != set(end_offsets):
             raise BackfillError(f"starting_offsets names topics {sorted(start_offsets)}, ending_offsets "
                                 f"{sorted(end_offsets)}: name the same topics in both")
-    return BackfillRequest(table, str(source), first, stop, start_offsets, end_offsets)
+    return BackfillRequest(table, first, stop, start_offsets, end_offsets)
 
 
 def hour_ranges(boundaries: list[dict[str, int]]) -> list[dict[str, tuple[int, int]]]:
@@ -225,23 +205,18 @@ def records_in(ranges: Mapping[str, tuple[int, int] | list[int]]) -> int:
     return sum(max(0, end - first) for first, end in ranges.values())
 
 
-def kafka_fingerprint(ranges: Mapping[str, tuple[int, int] | list[int]]) -> str:
-    """Identity of a Kafka-sourced hour: its offsets (offsets are never reused in a partition)."""
-    return "kafka:" + ",".join(f"{tp}={first}..{end}" for tp, (first, end) in sorted(ranges.items()))
-
-
 def open_hours(hours: list[Hour], cutoff: datetime) -> list[Hour]:
     """Hours that end after ``cutoff`` (the watermark minus grace): the stream may still write them."""
     return [h for h in hours if h.end > cutoff]
 
 
-def refuse_open(hours: list[Hour], cutoff: datetime, *, stream: str, fmt: str, grace_minutes: float) -> None:
+def refuse_open(hours: list[Hour], cutoff: datetime, *, stream: str, grace_minutes: float) -> None:
     still_open = open_hours(hours, cutoff)
     if still_open:
         first = still_open[0]
         more = f" (and {len(still_open) - 1} later hour(s))" if len(still_open) > 1 else ""
         raise BackfillError(
-            f"hour {first.key}{more} is still open to stream {stream!r}: its {fmt} sink's watermark minus "
+            f"hour {first.key}{more} is still open to stream {stream!r}: its watermark minus "
             f"{grace_minutes:g} min grace is {iso(cutoff)}; backfill only hours ending by then "
             f"(hour {first.key} is closed once the stream has passed "
             f"{iso(first.end + timedelta(minutes=grace_minutes))})"
@@ -288,12 +263,34 @@ def check_cover(requested_first: Mapping[str, int], requested_end: Mapping[str, 
             )
 
 
-def output_files(target_bytes: int, *, lake_bytes: int | None, landing_bytes: int, records: int,
-                 bytes_per_row: float | None) -> int:
-    """Files to write for one hour (see the module docstring)."""
-    estimate = lake_bytes if lake_bytes else landing_bytes if landing_bytes else records * (bytes_per_row or 0)
-    return max(1, math.ceil(estimate / target_bytes))
-
-
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
+
+
+@dataclass(frozen=True)
+class HourCount:
+    """What a backfill read of one hour: decodable rows, quarantined records, distinct
+    (topic, partition, offset) coordinates among them."""
+
+    rows: int
+    quarantined: int
+    coordinates: int
+
+    @property
+    def records(self) -> int:
+        return self.rows + self.quarantined
+
+
+def count_problems(offsets: Mapping[str, int], counts: Mapping[str, HourCount]) -> list[str]:
+    """Per hour (key -> offsets in range per Kafka's time index): rows + quarantined must equal
+    the offsets, each coordinate once (docs/architecture.md: Exactly once into the lake)."""
+    problems = []
+    for key in sorted(offsets):
+        got = counts.get(key, HourCount(0, 0, 0))
+        if got.records != offsets[key]:
+            problems.append(f"{key}: {got.rows:,} rows + {got.quarantined:,} quarantined != "
+                            f"{offsets[key]:,} offsets in range")
+        elif got.coordinates != got.records:
+            problems.append(f"{key}: {got.records:,} records read but {got.coordinates:,} distinct "
+                            f"(topic, partition, offset)")
+    return problems

@@ -1,124 +1,55 @@
-"""A backfill run (Spark): read the range once, decode, quarantine, write + verify + publish."""
+"""A backfill run (Spark): read the range once, decode, check against Kafka, then publish per table.
+
+docs/architecture.md: One decode path; Exactly once into the lake; Rewrites are verified, then
+committed once; Nothing is silently dropped. The steps are in :mod:`kafkalake.backfill.request`.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kafkalake._files import write_json_atomic
 from kafkalake.backfill.plan import BackfillPlan, plan_backfill
-from kafkalake.backfill.request import BackfillError, BackfillRequest, kafka_fingerprint
+from kafkalake.backfill.request import (
+    BackfillError,
+    BackfillRequest,
+    BackfillVerificationError,
+    HourCount,
+    count_problems,
+)
+from kafkalake.catalog.config import CatalogConfig, catalog_config
 from kafkalake.config import Settings
-from kafkalake.lake.landing import fingerprint, landing_hours
-from kafkalake.lake.manifest import read_manifest
-from kafkalake.lake.tables import Hour, TablePaths
+from kafkalake.lake.tables import Hour
 from kafkalake.spark.session import kafka_reader
-from kafkalake.stream.config import StreamConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from kafkalake.lake.publish import HourResult
+ORIGIN = "backfill"
+#: snapshot summary property naming the backfill run of a commit
+RUN_PROPERTY = "kafkalake.backfill.run"
 
 
-def read_kafka(spark: SparkSession, settings: Settings, topics: list[str], *, plan: BackfillPlan,
-               start: datetime, end: datetime) -> DataFrame:
+def read_kafka(spark: SparkSession, settings: Settings, plan: BackfillPlan, request: BackfillRequest) -> DataFrame:
     """The Kafka source rows of the plan's range, as a batch DataFrame (the stream's columns)."""
     reader = (
-        kafka_reader(spark.read, settings.bootstrap_servers, topics)
+        kafka_reader(spark.read, settings.bootstrap_servers, plan.topics)
         .option("failOnDataLoss", "true")
+        .option("includeHeaders", "true")
     )
     if plan.mode == "offsets":
         reader = (reader.option("startingOffsets", json.dumps(plan.starting_offsets))
                   .option("endingOffsets", json.dumps(plan.ending_offsets)))
     else:
         # a partition with no record at/after start reads nothing (latest..latest), not an error
-        reader = (reader.option("startingTimestamp", str(int(start.timestamp() * 1000)))
-                  .option("endingTimestamp", str(int(end.timestamp() * 1000)))
+        reader = (reader.option("startingTimestamp", str(int(request.start.timestamp() * 1000)))
+                  .option("endingTimestamp", str(int(request.end.timestamp() * 1000)))
                   .option("startingOffsetsByTimestampStrategy", "latest"))
     return reader.load()
-
-
-def quarantine_root(settings: Settings, paths: TablePaths) -> Path:
-    return settings.lake_root / "quarantine" / paths.fmt / paths.name
-
-
-#: what a quarantine row keeps: where it came from, why, and the bytes
-QUARANTINE_FIELDS = ("topic", "partition", "offset", "timestamp", "schema_id", "reason", "raw_key", "raw_value",
-                     "dt", "hour")
-
-
-class _QuarantineLedger:
-    """Quarantine folders a run writes, recorded in ``_journal/<run>.quarantine`` before the
-    first byte, so a run killed before its publish is rolled back by the next backfill."""
-
-    def __init__(self, settings: Settings, paths: TablePaths, run_id: str) -> None:
-        self.root = settings.lake_root
-        self.paths = paths
-        self.marker = paths.journal_dir / f"{run_id}.quarantine"
-        self.dirs: list[str] = []
-
-    def add(self, rel: str) -> Path:
-        self.dirs.append(rel)
-        self.paths.journal_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.marker, self.dirs)
-        return self.root / rel
-
-    def roll_back(self) -> None:
-        for rel in self.dirs:
-            shutil.rmtree(self.root / rel, ignore_errors=True)
-        self.marker.unlink(missing_ok=True)
-
-    def done(self) -> None:
-        self.marker.unlink(missing_ok=True)
-
-    @staticmethod
-    def recover(settings: Settings, paths: TablePaths) -> list[str]:
-        """Delete quarantine folders of dead runs the manifest does not reference."""
-        notes = []
-        referenced = {e["quarantine"]["dir"] for e in read_manifest(paths)["hours"].values() if e.get("quarantine")}
-        for marker in sorted(paths.journal_dir.glob("*.quarantine")) if paths.journal_dir.is_dir() else []:
-            dirs = json.loads(marker.read_text() or "[]")
-            dropped = [d for d in dirs if d not in referenced]
-            for rel in dropped:
-                shutil.rmtree(settings.lake_root / rel, ignore_errors=True)
-            notes.append(f"backfill run {marker.stem}: {len(dropped)} unpublished quarantine folder(s) removed")
-            marker.unlink()
-        return notes
-
-
-def _hour_key_column():  # -> Column
-    from pyspark.sql import functions as F
-
-    return F.format_string("%sT%02d", F.col("dt"), F.col("hour"))
-
-
-def _count_by_hour_zone(df: DataFrame) -> dict[tuple[str, str], int]:
-    rows = df.groupBy(_hour_key_column().alias("key"), "zone").count().collect()
-    return {(r["key"], r["zone"]): int(r["count"]) for r in rows}
-
-
-def _landing_quarantine_counts(spark: SparkSession, paths: TablePaths, schema: Any, hours: list[str]) -> dict[str, int]:
-    """Rows of the landing sink's quarantine zone per hour (the stream's bad records)."""
-    from pyspark.sql import functions as F
-
-    from kafkalake.stream.decode import QUARANTINE
-
-    present = {h.key for h in landing_hours(paths, zone=QUARANTINE)} & set(hours)
-    if not present:
-        return {}
-    reader = spark.read.schema(schema).format(paths.fmt)
-    if paths.fmt == "avro":
-        reader = reader.option("ignoreExtension", "true")
-    df = (reader.load(str(paths.landing)).where(F.col("zone") == QUARANTINE)
-          .where(_hour_key_column().isin(sorted(present))))
-    return {key: n for (key, _zone), n in _count_by_hour_zone(df).items()}
 
 
 def run_backfill(
@@ -131,169 +62,159 @@ def run_backfill(
 ) -> dict[str, Any]:
     """Plan, and unless ``dry_run`` replace, the requested hours. Returns the report (JSON-able).
 
-    A dry run needs no Spark and takes no lock. A real run plans under the table's lock (what
-    is true while it holds it), after rolling back what a dead run left behind.
+    A dry run needs no Spark (Kafka's time index and the tables' metadata).
     """
     started = time.monotonic()
-
-    def planned(plan: BackfillPlan) -> dict[str, Any]:
-        for line in plan.describe():
-            progress(line)
-        return {
-            "table": plan.table, "format": plan.fmt, "source": plan.source, "mode": plan.mode, "dry_run": dry_run,
-            "start": plan.start, "end": plan.end, "closed_before": plan.closed_before, "topics": plan.topics,
-            "plan": [asdict(h) for h in plan.hours], "hours": [],
-            "starting_offsets": plan.starting_offsets, "ending_offsets": plan.ending_offsets,
-        }
-
-    if dry_run:
-        report = planned(plan_backfill(settings, request))
-        report["seconds"] = round(time.monotonic() - started, 3)
-        return report
-    from kafkalake.lake.publish import lock_table, recover
-    from kafkalake.lake.tables import resolve_table
-
-    if spark_factory is None:
-        raise BackfillError("a backfill needs a Spark session factory")
-    stream, paths = resolve_table(settings, request.table)
-    lock = lock_table(paths)
-    try:
-        recovered = _QuarantineLedger.recover(settings, paths) + recover(paths)
-        for note in recovered:
-            progress(f"  recovered: {note}")
-        plan = plan_backfill(settings, request)
-        report = {**planned(plan), "recovered": recovered}
-        report.update(_replace_hours(spark_factory(), settings, stream, paths, request, plan, progress))
-    finally:
-        lock.close()
+    plan = plan_backfill(settings, request)
+    for line in plan.describe():
+        progress(line)
+    report: dict[str, Any] = {
+        "table": plan.table, "quarantine_table": plan.quarantine_table, "stream": plan.stream, "format": plan.fmt,
+        "mode": plan.mode, "dry_run": dry_run, "start": plan.start, "end": plan.end,
+        "closed_before": plan.closed_before, "topics": plan.topics, "plan": [asdict(h) for h in plan.hours],
+        "hours": [], "starting_offsets": plan.starting_offsets, "ending_offsets": plan.ending_offsets,
+    }
+    if not dry_run:
+        if spark_factory is None:
+            raise BackfillError("a backfill that is not a dry run needs Spark (spark_factory)")
+        report.update(_replace(spark_factory(), settings, request, plan, progress))
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
 
 
-def _replace_hours(spark: SparkSession, settings: Settings, stream: StreamConfig, paths: TablePaths,
-                   request: BackfillRequest, plan: BackfillPlan, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Read, decode, quarantine, then write + verify + publish through the Compactor.
-
-    An hour whose records are all undecodable (quarantine only) publishes no lake version:
-    its table rows are none either way, and Spark cannot observe an empty sorted write
-    (see the module notes). Its quarantine folder is kept like the others.
-    """
+def _replace(spark: SparkSession, settings: Settings, request: BackfillRequest, plan: BackfillPlan,
+             progress: Callable[[str], None]) -> dict[str, Any]:
+    """Read + decode once, check every hour against Kafka, then the table, then its quarantine."""
     from pyspark import StorageLevel
+
+    from kafkalake.lake.rewrite import drop_stale_branches, hours_filter
+    from kafkalake.schema.registry import Registry
+    from kafkalake.stream.config import get_stream
+    from kafkalake.stream.decode import decode, decode_plan, quarantine_rows, table_rows
+
+    config = catalog_config(settings)
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    out: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for table in (plan.table, plan.quarantine_table):
+        for name in drop_stale_branches(spark, config, table, ORIGIN):
+            progress(f"  {table}: dropped branch {name} of an interrupted backfill")
+    todo = [Hour.parse(h.hour) for h in plan.to_write]
+    if not todo:
+        progress("  no hour to replace: nothing in Kafka or in the tables for these hours")
+        return {**out, **_hours(plan, {}, {})}
+    decode_with = decode_plan(Registry(settings.schemas_dir), get_stream(settings, plan.stream).subject)
+    decoded = decode(read_kafka(spark, settings, plan, request), decode_with).persist(StorageLevel.MEMORY_AND_DISK)
+    timer = time.monotonic()
+    seconds = out["seconds_by_step"] = {}
+    try:
+        counts, out["records_read"] = _count(decoded, todo)
+        seconds["read_decode_count"] = round(time.monotonic() - timer, 3)
+        out["records_outside_hours"] = out["records_read"] - sum(c.records for c in counts.values())
+        problems = count_problems({h.hour: h.offsets_in_range for h in plan.to_write}, counts)
+        if problems:
+            raise BackfillVerificationError(
+                f"{plan.table}: what Kafka returned does not add up with its offsets in {len(problems)} hour(s), "
+                f"e.g. {problems[0]}; nothing was published")
+        in_hours = decoded.where(hours_filter(todo))
+        targets = [(plan.table, table_rows(in_hours, decode_with), False),
+                   (plan.quarantine_table, quarantine_rows(in_hours), True)]
+        changes = [_changes(spark, config, table, rows, todo, quarantine=q) for table, rows, q in targets]
+        seconds["compare"] = round(time.monotonic() - timer - seconds["read_decode_count"], 3)
+        for (table, rows, _q), change in zip(targets, changes, strict=True):
+            out["tables"][table] = _publish(spark, config, table, rows, change, run_id, progress)
+        seconds["publish"] = round(time.monotonic() - timer - seconds["read_decode_count"] - seconds["compare"], 3)
+    finally:
+        decoded.unpersist()
+    return {**out, **_hours(plan, counts, {t: c["expected"] for t, c in zip(
+        (plan.table, plan.quarantine_table), changes, strict=True)})}
+
+
+def _count(decoded: DataFrame, hours: list[Hour]) -> tuple[dict[str, HourCount], int]:
+    """Per hour: rows, quarantined, distinct coordinates (one pass over the cache); and all records read."""
     from pyspark.sql import functions as F
 
-    from kafkalake.lake.publish import Compactor, HourResult
-    from kafkalake.lake.read import read_landing_hours
-    from kafkalake.schema.registry import Registry
-    from kafkalake.stream.decode import LANDING, QUARANTINE, decode, decode_plan
-
-    registry = Registry(settings.schemas_dir)
-    compactor = Compactor(spark, stream, paths, registry.latest(stream.subject).schema_json, progress=progress)
-    ledger = _QuarantineLedger(settings, paths, compactor.run_id)
-    out: dict[str, Any] = {"run_id": compactor.run_id, "records_read": None, "records_outside_hours": 0}
-    todo = plan.to_write
-    decoded = None
-    items, extra, rows_of, quarantine_only = [], {}, {}, {}
-    try:
-        landing = landing_hours(paths)
-        if plan.source == "kafka":
-            raw = read_kafka(spark, settings, plan.topics, plan=plan, start=request.start, end=request.end)
-            decoded = decode(raw, decode_plan(registry, stream.subject)).persist(StorageLevel.MEMORY_AND_DISK)
-            rows_of, quarantined = _count_kafka_hours(decoded, plan, out)
-        else:
-            quarantined = _landing_quarantine_counts(spark, paths, compactor.schema, [h.hour for h in todo])
-        for h in todo:
-            hour = Hour.parse(h.hour)
-            q = quarantined.get(h.hour, 0)
-            info: dict[str, Any] = {"kafka_offsets": h.kafka_offsets, "offsets_in_range": h.offsets_in_range,
-                                    "kafka_complete": h.kafka_complete, "backfill_source": plan.source,
-                                    "landing_fingerprint": fingerprint(landing.get(hour, {}))}
-            if plan.source == "kafka":
-                assert decoded is not None
-                in_hour = decoded.where((F.col("dt") == hour.dt) & (F.col("hour") == hour.hour))
-                info["quarantine"] = None
-                if q:
-                    rel = f"quarantine/{paths.fmt}/{paths.name}/{hour.folder}/run={compactor.run_id}"
-                    folder = ledger.add(rel)
-                    (in_hour.where(F.col("zone") == QUARANTINE).select(*QUARANTINE_FIELDS).repartition(1)
-                     .write.mode("errorifexists").parquet(str(folder)))
-                    info["quarantine"] = {"dir": rel, "rows": q}
-                progress(f"  {h.hour}: {rows_of[h.hour] + q:,} records from Kafka ({q:,} quarantined); "
-                         f"offsets in range: {h.offsets_in_range:,}")
-                if rows_of[h.hour] == 0:
-                    quarantine_only[h.hour] = {"hour": h.hour, "action": "quarantine only", "rows": 0,
-                                               "output_files": 0, "dir": "", "checksum": "", "quarantined": q, **info}
-                    continue
-                source = in_hour.where(F.col("zone") == LANDING)
-                source_fp = kafka_fingerprint(h.kafka_offsets)
-                partitions = sum(1 for first, end in h.kafka_offsets.values() if end > first)
-                result = HourResult(h.hour, partitions, 0, [])
-            else:
-                source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
-                source_fp = info["landing_fingerprint"]
-                files = landing.get(hour, {})
-                result = HourResult(h.hour, len(files), sum(files.values()), sorted(files.values()))
-            extra[h.hour] = {**info, "quarantined": q}
-            items.append((hour, h.outputs, source_fp, source, result))
-        results = compactor.run(items, origin="backfill", extra=extra) if items else []
-    except BaseException:
-        ledger.roll_back()
-        raise
-    finally:
-        if decoded is not None:
-            decoded.unpersist()
-    ledger.done()  # committed: the manifest names the published hours' folders
-    keep = {key: (info.get("quarantine") or {}).get("dir") for key, info in quarantine_only.items()}
-    keep.update({r.hour: (extra[r.hour].get("quarantine") or {}).get("dir") for r in results})
-    out["cleanup"] = compactor.cleanup() if results else {}
-    out["cleanup"]["quarantine_folders_removed"] = _drop_superseded_quarantine(settings, paths, keep)
-    return _with_hours(out, plan, results, extra, quarantine_only)
+    hour = F.date_trunc("hour", F.col("timestamp")).alias("_hour")  # as checksums_by_hour groups
+    wanted = {h.key for h in hours}
+    counts, total = {}, 0
+    for row in decoded.groupBy(hour).agg(
+        F.count(F.lit(1)).alias("n"), F.count(F.col("reason")).alias("bad"),
+        F.count_distinct("topic", "partition", "offset").alias("coordinates"),
+    ).collect():
+        total += int(row["n"])
+        key = Hour.of(row["_hour"]).key
+        if key in wanted:
+            counts[key] = HourCount(int(row["n"]) - int(row["bad"]), int(row["bad"]), int(row["coordinates"]))
+    return counts, total
 
 
-def _count_kafka_hours(decoded: DataFrame, plan: BackfillPlan,
-                       out: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows and quarantined records per hour to write: the one Kafka read (everything after reads
-    the cache). Refuses an hour that would be replaced with nothing while the lake has rows."""
-    from kafkalake.stream.decode import LANDING, QUARANTINE
+def _changes(spark: SparkSession, config: CatalogConfig, table: str, rows: DataFrame, hours: list[Hour], *,
+             quarantine: bool) -> dict[str, Any]:
+    """What publishing ``rows`` would change in ``table``: hours whose checksum differs from the
+    table's at its current snapshot, and hours to empty (quarantine only; refused for a table)."""
+    from kafkalake.lake.rewrite import checksums_by_hour, hours_filter
 
-    counts = _count_by_hour_zone(decoded)
-    wanted = {h.hour for h in plan.hours}
-    out["records_read"] = sum(counts.values())
-    out["records_outside_hours"] = sum(n for (key, _z), n in counts.items() if key not in wanted)
-    rows_of = {h.hour: counts.get((h.hour, LANDING), 0) for h in plan.to_write}
-    quarantined = {h.hour: counts.get((h.hour, QUARANTINE), 0) for h in plan.to_write}
-    for h in plan.to_write:
-        if rows_of[h.hour] == 0 and h.lake_rows:
-            raise BackfillError(f"hour {h.hour}: every one of its {quarantined[h.hour]:,} records in Kafka is "
-                                f"undecodable now, but the lake has {h.lake_rows:,} rows; refusing to replace "
-                                f"them with nothing (check the schema registry)")
-    return rows_of, quarantined
-
-
-def _with_hours(out: dict[str, Any], plan: BackfillPlan, results: list[HourResult], extra: dict[str, dict[str, Any]],
-                quarantine_only: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The report's per-hour list (skipped, quarantine only, replaced) and its totals."""
-    out["hours"] = [{"hour": h.hour, "action": "skip", "why": h.why, "rows": 0, "quarantined": 0,
-                     "offsets_in_range": h.offsets_in_range, "kafka_offsets": h.kafka_offsets,
-                     "kafka_complete": h.kafka_complete} for h in plan.hours if h.action == "skip"]
-    out["hours"] += list(quarantine_only.values())
-    actions = {h.hour: h.action for h in plan.hours}
-    out["hours"] += [{"action": actions[r.hour], **asdict(r), **extra[r.hour]} for r in results]
-    out["hours"].sort(key=lambda h: h["hour"])
-    out["totals"] = {
-        "hours_replaced": len(results), "hours_quarantine_only": len(quarantine_only),
-        "rows": sum(r.rows for r in results), "quarantined": sum(h["quarantined"] for h in out["hours"]),
-        "offsets_in_range": sum(h["offsets_in_range"] for h in out["hours"]),
-    }
-    return out
+    ident = config.identifier(table)
+    base = spark.sql(f"SELECT snapshot_id FROM {ident}.refs WHERE name = 'main'").first()
+    base_id = int(base[0]) if base is not None else None
+    current_df = spark.table(ident) if base_id is None else spark.sql(f"SELECT * FROM {ident} VERSION AS OF {base_id}")
+    current = checksums_by_hour(current_df.where(hours_filter(hours)).select(*rows.columns), rows.columns)
+    expected = checksums_by_hour(rows, rows.columns)
+    emptied = sorted(h for h in hours if h not in expected and h in current)
+    if emptied and not quarantine:
+        raise BackfillError(f"hour {emptied[0].key}: none of its records in Kafka decodes now, but {ident} has "
+                            f"{current[emptied[0]][0]:,} rows for it; refusing to replace them with nothing "
+                            f"(check the schema registry); nothing was published")
+    changed = sorted(h for h, want in expected.items() if current.get(h) != want)
+    return {"base": base_id, "expected": expected, "changed": changed, "emptied": emptied}
 
 
-def _drop_superseded_quarantine(settings: Settings, paths: TablePaths, keep: Mapping[str, str | None]) -> int:
-    """After a run: the other quarantine run folders of its hours (``keep``: hour -> this run's folder)."""
-    removed = 0
-    for key, kept in keep.items():
-        folder = quarantine_root(settings, paths) / Hour.parse(key).folder
-        for run_dir in sorted(folder.glob("run=*")) if folder.is_dir() else []:
-            if str(run_dir.relative_to(settings.lake_root)) != kept:
-                shutil.rmtree(run_dir, ignore_errors=True)
-                removed += 1
-    return removed
+def _publish(spark: SparkSession, config: CatalogConfig, table: str, rows: DataFrame, change: dict[str, Any],
+             run_id: str, progress: Callable[[str], None]) -> dict[str, Any]:
+    """One verified commit replacing the changed hours (none when nothing changed), then the
+    deletion of hours that have no rows any more (docs/architecture.md: Nothing is silently dropped)."""
+    from kafkalake.lake.rewrite import VerifyError, hours_filter, replace_hours
+
+    ident = config.identifier(table)
+    changed, emptied = change["changed"], change["emptied"]
+    result: dict[str, Any] = {"hours_replaced": [h.key for h in changed], "hours_emptied": [h.key for h in emptied],
+                              "published_snapshot": None, "base_snapshot": change["base"], "seconds": {}}
+    if changed:
+        try:
+            rewrite = replace_hours(spark, config, table, rows.where(hours_filter(changed)),
+                                    {h: change["expected"][h] for h in changed}, origin=ORIGIN,
+                                    base_snapshot=change["base"], properties={RUN_PROPERTY: run_id},
+                                    progress=progress)
+        except VerifyError as exc:  # a backfill's verification failure exits as one (10), not as compaction's
+            raise BackfillVerificationError(str(exc)) from None
+        result["published_snapshot"], result["seconds"] = rewrite.published_snapshot, rewrite.seconds
+    if emptied:
+        spark.sql(f"DELETE FROM {ident} WHERE {hours_filter(emptied)}")
+        left = spark.read.table(ident).where(hours_filter(emptied)).count()
+        if left:
+            raise BackfillVerificationError(f"{ident}: {left:,} rows are left in hour(s) "
+                                            f"{', '.join(h.key for h in emptied)} after deleting them")
+        progress(f"{ident}: deleted the rows of {len(emptied)} hour(s) that have none any more")
+    if not changed and not emptied:
+        progress(f"{ident}: every hour already holds exactly these rows; no commit")
+    return result
+
+
+def _hours(plan: BackfillPlan, counts: dict[str, HourCount],
+           expected: dict[str, dict[Hour, tuple[int, str]]]) -> dict[str, Any]:
+    """The report's per-hour list and its totals."""
+    table, quarantine = expected.get(plan.table, {}), expected.get(plan.quarantine_table, {})
+    hours = []
+    for h in plan.hours:
+        key, hour = h.hour, Hour.parse(h.hour)
+        entry = {"hour": key, "action": h.action, "why": h.why, "offsets_in_range": h.offsets_in_range,
+                 "kafka_offsets": h.kafka_offsets, "rows": 0, "quarantined": 0, "checksum": "",
+                 "quarantine_checksum": ""}
+        if key in counts:
+            entry.update(rows=counts[key].rows, quarantined=counts[key].quarantined,
+                         checksum=table.get(hour, (0, ""))[1], quarantine_checksum=quarantine.get(hour, (0, ""))[1])
+        hours.append(entry)
+    return {"hours": hours, "totals": {
+        "hours": sum(1 for h in hours if h["action"] != "skip"), "rows": sum(h["rows"] for h in hours),
+        "quarantined": sum(h["quarantined"] for h in hours),
+        "offsets_in_range": sum(h["offsets_in_range"] for h in hours),
+    }}

@@ -8,6 +8,7 @@ keeps its traceback.
 # Each module registers its commands on import; this order is the order of `kafkalake --help`.
 # isort: off
 from kafkalake.cli import platform, streams, lake, spark  # noqa: F401 (imported to register the commands)
+from kafkalake.cli import registry  # noqa: F401 (imported to register the commands)
 # isort: on
 from kafkalake.cli.app import app, main
 

@@ -12,7 +12,7 @@ from kafkalake.cli.app import _say, _settings, app
 @app.command("compact")
 def compact(
     tables: list[str] | None = typer.Argument(
-        None, help="tables (stream names; name.avro for an Avro sink); default all"
+        None, help="tables (fridge, fridge_avro, fridge_quarantine); default: every table"
     ),
     first: str | None = typer.Option(None, "--from", help="first hour, e.g. 2026-11-24T05:00Z"),
     last: str | None = typer.Option(None, "--to", help="last hour (inclusive)"),
@@ -21,7 +21,7 @@ def compact(
     closed_before: str | None = typer.Option(None, "--closed-before", help="only hours ending before this (ISO)"),
     report: Path | None = typer.Option(None, "--report", help="JSON report path (a PNG histogram goes beside it)"),
 ) -> None:
-    """Compact closed landing hours into the lake zone (spark_jobs/compact.py), verified and atomic."""
+    """Merge small files of closed hours of Iceberg tables (spark_jobs/compact.py): verified, one commit a table."""
     import time as _time
 
     from kafkalake.compaction import report as compaction_report
@@ -52,10 +52,9 @@ def compact(
 
 @app.command("backfill")
 def backfill(
-    table: str = typer.Argument(..., help="table (stream name; name.avro for an Avro sink)"),
+    table: str = typer.Argument(..., help="table, e.g. fridge or fridge_avro (its quarantine hours go with it)"),
     start: str = typer.Option(..., "--start", help="first hour replaced, ISO on a whole hour, e.g. 2026-11-24T05:00Z"),
     end: str = typer.Option(..., "--end", help="end of the range, exclusive (05:00Z..07:00Z = hours 05 and 06)"),
-    source: str = typer.Option("kafka", "--source", help="kafka (replay) or landing (rebuild from the landing sink)"),
     starting_offsets: str | None = typer.Option(
         None,
         "--starting-offsets",
@@ -67,7 +66,7 @@ def backfill(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (hours, records per hour), change nothing"),
     report: Path | None = typer.Option(None, "--report", help="JSON report path"),
 ) -> None:
-    """Replace whole closed hours of a table from Kafka, or rebuild them from landing (spark_jobs/backfill.py)."""
+    """Replace whole closed hours of a table and its quarantine table from Kafka (spark_jobs/backfill.py)."""
     import time as _time
 
     from kafkalake._files import write_json_atomic
@@ -78,9 +77,9 @@ def backfill(
     from kafkalake.spark.submit import run_job
 
     settings = _settings()
-    request = parse_request(table, source=source, start=start, end=end,
+    request = parse_request(table, start=start, end=end,
                             starting_offsets=starting_offsets, ending_offsets=ending_offsets)
-    if dry_run:  # the plan needs Kafka and the lake, not Spark
+    if dry_run:  # the plan needs Kafka and the tables' metadata, not Spark
         run = run_backfill(settings, request, dry_run=True, progress=_say)
         if report:
             write_json_atomic(report, run, indent=1)
@@ -96,5 +95,5 @@ def backfill(
     for line in summary_lines(run):
         _say(line)
     _say(f"report: {report}")
-    for line in verify_report(settings, run):  # a mismatch raises: one line, exit 9
+    for line in verify_report(settings, run):  # a mismatch raises: one line, exit 10
         _say(line)

@@ -89,20 +89,58 @@ def _print_airflow_login(settings: Settings, url: str) -> None:
 
 
 @app.command("up")
-def up() -> None:
-    """Start Kafka and Airflow; print the UI address and login."""
+def up(
+    cluster: bool = typer.Option(
+        False, "--cluster",
+        help="a cluster on this machine: 3 KRaft brokers and a Spark standalone master with 2 workers"),
+) -> None:
+    """Start Kafka, the schema registry API and Airflow; print the UI address and login."""
+    from kafkalake.config import CLUSTER_MARKER
     from kafkalake.platform import local_airflow as airflow_local
     from kafkalake.platform import local_kafka as kafka_local
+    from kafkalake.platform import local_registry as registry_local
+    from kafkalake.platform import local_spark as spark_local
 
     settings = _settings()
-    _say(f"==> starting Kafka (KRaft) on {settings.bootstrap_servers}")
+    if cluster and not settings.cluster:
+        marker = settings.state_dir / CLUSTER_MARKER  # every later command of this state folder sees a cluster
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("started by `kafkalake up --cluster`; `kafkalake down` removes it\n")
+        settings = _settings()
+
+    def stop_started() -> None:  # no half-started platform
+        registry_local.stop(settings)
+        if settings.cluster:
+            spark_local.stop(settings)
+        kafka_local.stop(settings)
+
+    if settings.cluster:
+        _say(f"==> starting a Kafka cluster (3 KRaft brokers) on {settings.bootstrap_servers}")
+    else:
+        _say(f"==> starting Kafka (KRaft) on {settings.bootstrap_servers}")
     kst = kafka_local.start(settings)
     _say(f"kafka: {kst.state} (pid {kst.pid})")
+    if settings.cluster:
+        workers = len(spark_local.WORKERS)
+        _say(f"==> starting Spark standalone at {settings.spark_master} (a master and {workers} workers)")
+        try:
+            sst = spark_local.start(settings)
+        except KafkalakeError:
+            stop_started()
+            raise
+        _say(f"spark: {sst.state}, {sst.workers_alive} workers, web UI {sst.ui_url}")
+    _say(f"==> starting the schema registry API at {settings.registry_url}")
+    try:
+        rst = registry_local.start(settings)
+    except KafkalakeError:
+        stop_started()
+        raise
+    _say(f"registry: {rst.state} (pid {rst.pid}), {'read-write' if settings.registry_allow_register else 'read-only'}")
     _say(f"==> starting Airflow 3 (standalone) at {settings.airflow_url} (first start migrates its DB: ~1 min)")
     try:
         ast = airflow_local.start(settings, on_progress=_progress("waiting for Airflow to report healthy"))
     except KafkalakeError:
-        kafka_local.stop(settings)  # no half-started platform
+        stop_started()
         raise
     _print_airflow_login(settings, ast.url)
     _say("stop everything with: kafkalake down")
@@ -110,13 +148,20 @@ def up() -> None:
 
 @app.command("down")
 def down() -> None:
-    """Stop everything kafkalake started (Airflow first, then Kafka)."""
+    """Stop everything kafkalake started (Airflow first, then the registry API, Spark, Kafka)."""
+    from kafkalake.config import CLUSTER_MARKER
     from kafkalake.platform import local_airflow as airflow_local
     from kafkalake.platform import local_kafka as kafka_local
+    from kafkalake.platform import local_registry as registry_local
+    from kafkalake.platform import local_spark as spark_local
 
     settings = _settings()
     _say("airflow: stopped" if airflow_local.stop(settings) else "airflow: was not running")
+    _say("registry: stopped" if registry_local.stop(settings) else "registry: was not running")
+    if spark_local.stop(settings):
+        _say("spark: stopped")
     _say("kafka: stopped" if kafka_local.stop(settings) else "kafka: was not running")
+    (settings.state_dir / CLUSTER_MARKER).unlink(missing_ok=True)
 
 
 @app.command("status")
@@ -124,12 +169,26 @@ def status() -> None:
     """State of the local services."""
     from kafkalake.platform import local_airflow as airflow_local
     from kafkalake.platform import local_kafka as kafka_local
+    from kafkalake.platform import local_registry as registry_local
 
     settings = _settings()
     kst = kafka_local.status(settings)
+    rst = registry_local.status(settings)
     ast = airflow_local.status(settings)
     _say(f"{'service':10} {'state':20} where")
     _say(f"{'kafka':10} {kst.state:20} {settings.bootstrap_servers}")
+    if settings.cluster:
+        from kafkalake.platform import local_spark as spark_local
+
+        for broker in kafka_local.nodes(settings):
+            nst = kafka_local.node_status(settings, broker)
+            _say(f"{'  broker ' + str(broker.node_id):10} {nst.state:20} {broker.address}"
+                 + (f" (pid {nst.pid})" if nst.pid else ""))
+        sst = spark_local.status(settings)
+        apps = f"; running: {', '.join(sst.apps)}" if sst.apps else ""
+        _say(f"{'spark':10} {sst.state:20} {settings.spark_master} ({sst.workers_alive} workers alive, "
+             f"web UI {sst.ui_url}{apps})")
+    _say(f"{'registry':10} {rst.state:20} {settings.registry_url}")
     _say(f"{'airflow':10} {ast.state:20} {settings.airflow_url}")
     _print_streams(settings)
 
@@ -139,7 +198,7 @@ def demo(
     records: int = typer.Option(50_000, "--records", min=1, help="fleet records to send"),
     stream: str = typer.Option("fridge", "--stream", help="the stream of streams.yaml to run"),
 ) -> None:
-    """The fridge scenario on the running platform: topic, stream DAG, fleet, landing, status."""
+    """The fridge scenario on the running platform: topic, stream DAG, fleet, Iceberg table, queries."""
     from kafkalake.platform.demo import run_compaction_demo, run_demo, run_rollout_demo, seed_demo_registry
 
     settings = _settings()
@@ -162,25 +221,15 @@ def config() -> None:
 
 
 def _print_streams(settings: Settings) -> None:
-    from kafkalake.stream.config import StreamConfigError, load_streams, stream_paths
-    from kafkalake.stream.status import read_status, with_liveness
+    """The streams' lines: the Streams view's own figures (kafkalake.ui.streams), without Airflow's state."""
+    from kafkalake.stream.config import StreamConfigError
+    from kafkalake.ui.streams import status_table, stream_views
 
     try:
-        streams = load_streams(settings.streams_file)
+        views = stream_views(settings, history=False)
     except StreamConfigError as exc:
         _say(f"streams: {exc}")
         return
     _say("")
-    _say(f"{'stream':14} {'state':9} {'batch':>6} {'rows':>9} {'rows/s':>9} {'lag':>9} {'last progress':21} error")
-    for stream in streams.values():
-        doc = read_status(stream_paths(settings, stream).status_file)
-        if doc is None:
-            _say(f"{stream.name:14} {'never run':9}")
-            continue
-        doc = with_liveness(doc)
-        queries = list(doc.get("queries", {}).values())
-        batch = max((q.get("batch_id", -1) for q in queries), default=-1)
-        rows = sum(q.get("input_rows", 0) for q in queries)
-        rate = sum(q.get("rows_per_second", 0.0) for q in queries)
-        _say(f"{stream.name:14} {doc.get('state', '?'):9} {batch:>6} {rows:>9,} {rate:>9,.0f} "
-             f"{doc.get('lag', 0):>9,} {str(doc.get('last_progress') or '-'):21} {doc.get('error') or ''}")
+    for line in status_table(views):
+        _say(line)

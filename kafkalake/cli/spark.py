@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kafkalake.cli.app import _say, _settings, spark_app
+from kafkalake.cli.app import _say, _settings, app, spark_app
 
 
 @spark_app.command(
@@ -26,3 +26,29 @@ def spark_submit(
         return
     result = run_job(settings, job, ctx.args)
     raise typer.Exit(result.returncode)
+
+
+@spark_app.command("sql")
+def spark_sql(
+    statements: list[str] = typer.Argument(..., help="SQL statements on the catalog, e.g. 'SELECT count(*) FROM "
+                                                     "kafkalake.lake.fridge'"),
+    rows: int = typer.Option(20, help="rows to print per result"),
+) -> None:
+    """Run Spark SQL on the platform's Iceberg catalog (time travel, DELETE, CALL procedures)."""
+    from kafkalake.spark.submit import run_job
+
+    result = run_job(_settings(), "sql", [*statements, "--rows", str(rows)])
+    raise typer.Exit(result.returncode)
+
+
+@app.command("tables")
+def list_tables() -> None:
+    """The catalog's tables with rows, files and snapshots (pyiceberg: no JVM)."""
+    from kafkalake.catalog.config import catalog_config
+    from kafkalake.catalog.reading import tables
+
+    settings = _settings()
+    _say(f"catalog {catalog_config(settings).name} ({catalog_config(settings).uri})")
+    for row in tables(settings):
+        _say(f"  {row['table']:<32} {row['format']:<8} {row['rows']:>12,} rows {row['files']:>7,} files "
+             f"{row['bytes'] / 1e6:>10.1f} MB {row['snapshots']:>6} snapshots")

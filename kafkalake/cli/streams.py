@@ -17,7 +17,8 @@ app.add_typer(topic_app, name="topic")
 def topic_create(
     name: str = typer.Argument(..., help="topic name"),
     partitions: int = typer.Option(2, "--partitions", "-p", min=1),
-    replication_factor: int = typer.Option(1, "--replication-factor", "-r", min=1),
+    replication_factor: int | None = typer.Option(
+        None, "--replication-factor", "-r", min=1, help="default: every broker (1, or 3 on a cluster)"),
     config: list[str] = typer.Option([], "--config", "-c", help="extra topic config KEY=VALUE (repeatable)"),
 ) -> None:
     """Create a topic with message.timestamp.type=LogAppendTime (idempotent)."""
@@ -25,6 +26,7 @@ def topic_create(
 
     settings = _settings()
     validate_topic_name(name)
+    replication_factor = replication_factor or settings.replication_factor
     extra: dict[str, str] = {}
     for item in config:
         key, sep, value = item.partition("=")
@@ -113,7 +115,7 @@ def _rate_progress(total: int) -> Callable[[int, float], None]:
     return show
 
 
-stream_app = typer.Typer(help="Streams of streams.yaml: Kafka -> landing zone.", no_args_is_help=True)
+stream_app = typer.Typer(help="Streams of streams.yaml: Kafka -> Iceberg tables.", no_args_is_help=True)
 app.add_typer(stream_app, name="stream")
 
 
@@ -134,7 +136,10 @@ def stream_run(
         if debug_sink not in ("console", "memory"):
             raise typer.BadParameter("console or memory", param_hint="--debug-sink")
         args += ["--debug-sink", debug_sink]
-    _say(f"==> stream {stream.name}: {', '.join(stream.topics)} -> {settings.lake_root / 'landing'} "
+    from kafkalake.catalog.config import catalog_config
+
+    tables = ", ".join(catalog_config(settings).identifier(t) for t in stream.all_tables)
+    _say(f"==> stream {stream.name}: {', '.join(stream.topics)} -> {tables} "
          f"({'available-now' if available_now else 'trigger ' + stream.trigger}); "
          f"stop with `kafkalake stream stop {stream.name}`")
     result = run_job(settings, "stream_ingest", args, conf=stream_conf(stream))

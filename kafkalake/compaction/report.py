@@ -29,6 +29,7 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
             verb = "would compact" if table.get("dry_run") and planned else "nothing to compact in"
             lines.append(f"{name}: {verb} {len(planned) or ''} hour(s); "
                          f"{sum(1 for h in table.get('plan', []) if h['action'] == 'skip')} skipped".replace("  ", " "))
+            lines += [f"  recovered: {note}" for note in table.get("recovered", [])]
             continue
         lines.append(
             f"{name}: {totals['hours_compacted']} hour(s) compacted, {totals['hours_skipped']} skipped; "
@@ -39,6 +40,8 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
         )
         for note in table.get("recovered", []):
             lines.append(f"  recovered: {note}")
+        if table.get("orphan_files_removed"):
+            lines.append(f"  removed {table['orphan_files_removed']} orphan file(s) (of killed writes)")
     lines.append(f"run took {run.get('seconds', 0):.1f} s")
     return lines
 

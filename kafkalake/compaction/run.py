@@ -1,4 +1,10 @@
-"""A compaction run over one or more tables: plan, compact, report."""
+"""A compaction run over one or more tables: plan, merge, clean up, report.
+
+Per table: drop the branches an interrupted run left, merge the planned hours in one
+verified commit (:mod:`kafkalake.compaction.merge`), then remove files under the table no
+snapshot references that are older than ``compaction.orphan_grace_minutes`` (a write killed
+before its commit). Spark starts only for a table that exists and only when not a dry run.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kafkalake.compaction.plan import NOTHING_CLOSED, plan_table
+from kafkalake.catalog.config import catalog_config
+from kafkalake.compaction.merge import ORIGIN, CompactionError, merge_hours, output_summary
+from kafkalake.compaction.plan import NOTHING_CLOSED, hour_files, plan_table
 from kafkalake.config import Settings
-from kafkalake.lake.publish import CompactionError, Compactor, HourResult, cleanup, lock_table, recover
-from kafkalake.lake.read import read_landing_hours
-from kafkalake.lake.tables import Hour, LakeError, TablePaths, table_name
+from kafkalake.lake.tables import Hour, LakeError, TableRef
 from kafkalake.stream.config import StreamConfig
 from kafkalake.stream.watermark import StreamNotStarted, closed_before
 
@@ -22,10 +28,10 @@ if TYPE_CHECKING:
 
 
 def compact_table(
-    spark: SparkSession | None,
+    spark: SparkSession | Callable[[], SparkSession] | None,
     settings: Settings,
     stream: StreamConfig,
-    paths: TablePaths,
+    ref: TableRef,
     *,
     closed_before: datetime,
     first: Hour | None = None,
@@ -34,54 +40,44 @@ def compact_table(
     dry_run: bool = False,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Plan, and unless ``dry_run`` compact, one table. Returns the run's report (JSON-able)."""
-    from kafkalake.schema.registry import Registry
+    """Plan, and unless ``dry_run`` compact, one table. Returns the run's report (JSON-able).
+    ``spark``: a session, or a factory called only when the table needs one."""
+    from kafkalake.catalog.iceberg import error_line, load_table, remove_orphan_files
+    from kafkalake.lake.rewrite import drop_stale_branches
 
     started = time.monotonic()
-    plan = plan_table(stream, paths, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
+    plan = plan_table(settings, stream, ref, closed_before=closed_before, first=first, last=last, target_mb=target_mb)
     for line in plan.describe():
         progress(line)
     report: dict[str, Any] = {
-        "table": stream.name,
-        "name": table_name(stream, paths.fmt),
-        "format": paths.fmt,
-        "dry_run": dry_run,
-        "plan": [asdict(h) for h in plan.hours],
-        "closed_before": plan.closed_before,
-        "target_bytes": plan.target_bytes,
-        "hours": [],
-        "recovered": [],
+        "table": ref.name, "stream": stream.name, "format": plan.fmt, "dry_run": dry_run,
+        "snapshot_id": plan.snapshot_id, "plan": [asdict(h) for h in plan.hours],
+        "closed_before": plan.closed_before, "target_bytes": plan.target_bytes, "hours": [], "recovered": [],
     }
-    if dry_run:
+    if dry_run or plan.snapshot_id is None:
         report["seconds"] = round(time.monotonic() - started, 3)
+        report.update(summarize(report))
         return report
-    lock = lock_table(paths)
+    if spark is None:
+        raise CompactionError("compaction needs a Spark session for this table")
+    active = spark() if callable(spark) else spark
+    config = catalog_config(settings)
+    for branch in drop_stale_branches(active, config, ref.name, ORIGIN):
+        report["recovered"].append(f"dropped branch {branch} of an interrupted run")
+        progress(f"  recovered: dropped branch {branch} of an interrupted run")
+    if plan.to_compact:
+        rewrite = merge_hours(active, config, stream, ref, plan, progress=progress)
+        report["published_snapshot"] = rewrite.published_snapshot
+        report["phase_seconds"] = rewrite.seconds
+        _snapshot, after = hour_files(settings, ref.name, rewrite.published_snapshot)
+        report["hours"] = [output_summary(asdict(h), after.get(Hour.parse(h.hour), [])) for h in plan.to_compact]
     try:
-        report["recovered"] = recover(paths)
-        for note in report["recovered"]:
-            progress(f"  recovered: {note}")
-        results: list[HourResult] = []
-        if plan.to_compact:
-            if spark is None:
-                raise CompactionError("compaction needs a Spark session for this plan")
-            reader_json = Registry(settings.schemas_dir).latest(stream.subject).schema_json
-            compactor = Compactor(spark, stream, paths, reader_json, progress=progress)
-            report["run_id"] = compactor.run_id
-            items = []
-            for h in plan.to_compact:
-                hour = Hour.parse(h.hour)
-                source = read_landing_hours(spark, paths, compactor.schema, hours=[hour])
-                items.append(
-                    (hour, h.outputs, h.fingerprint, source, HourResult(h.hour, h.files, h.bytes, h.file_sizes))
-                )
-            results = compactor.run(items)
-            report["cleanup"] = compactor.cleanup()
-            report["phase_seconds"] = compactor.phase_seconds
-        else:
-            report["cleanup"] = cleanup(stream, paths)
-        report["hours"] = [asdict(r) for r in results]
-    finally:
-        lock.close()
+        report["orphan_files_removed"] = remove_orphan_files(
+            active, load_table(active, config, ref.name), older_than_minutes=stream.compaction.orphan_grace_minutes)
+    except Exception as exc:  # housekeeping only: what was published stays published
+        report["orphan_files_removed"] = None
+        report["orphan_files_error"] = error_line(exc)
+        progress(f"  warning: orphan files not removed ({error_line(exc)}); the next run tries again")
     report["seconds"] = round(time.monotonic() - started, 3)
     report.update(summarize(report))
     return report
@@ -121,36 +117,39 @@ def run_compaction(
     spark_factory: Callable[[], SparkSession] | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Compact the named tables (``name`` or ``name.avro``; all when empty): the job's body.
-
-    Spark starts only when some hour needs work, so a dry run or a no-op run stays cheap.
-    """
+    """Compact the named tables (``fridge``, ``fridge_avro``, ``fridge_quarantine``; all of
+    every stream, quarantine tables too, when empty): the job's body."""
     from kafkalake.lake.tables import all_tables, resolve_table
 
     if first and last and last < first:
         raise LakeError(f"hour range is empty: {last.key} is before {first.key}")
-    chosen = [resolve_table(settings, t) for t in tables] if tables else all_tables(settings)
+    chosen = [resolve_table(settings, t) for t in tables] if tables else all_tables(settings, quarantine=True)
     started = time.monotonic()
     out: dict[str, Any] = {"dry_run": dry_run, "tables": [], "started_at": time.time()}
-    spark = None
-    for stream, paths in chosen:
-        try:
-            cutoff = closed_before(settings, stream, paths, limit=closed_before_limit)
-        except StreamNotStarted as exc:
-            if tables:  # named on purpose: say why nothing can happen
-                raise
-            # "all" (the hourly run): a stream that has not started yet has nothing closed;
-            # it must not fail the run for the tables that have
-            progress(f"{paths.name} ({paths.fmt}): skipped: {exc}")
-            cutoff = NOTHING_CLOSED
-        plan = plan_table(stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb)
-        if plan.to_compact and not dry_run and spark is None:
+    cutoffs: dict[str, datetime] = {}
+    started_spark: list[SparkSession] = []
+
+    def spark() -> SparkSession:
+        if not started_spark:
             if spark_factory is None:
                 raise CompactionError("no Spark session factory given")
-            spark = spark_factory()
+            started_spark.append(spark_factory())
+        return started_spark[0]
+
+    for stream, ref in chosen:
+        if stream.name not in cutoffs:
+            try:
+                cutoffs[stream.name] = closed_before(settings, stream, limit=closed_before_limit)
+            except StreamNotStarted as exc:
+                if tables:  # named on purpose: say why nothing can happen
+                    raise
+                # "all" (the hourly run): a stream that has not started yet has nothing closed;
+                # it must not fail the run for the tables that have
+                progress(f"{stream.name}: skipped: {exc}")
+                cutoffs[stream.name] = NOTHING_CLOSED
         out["tables"].append(compact_table(
-            spark, settings, stream, paths, closed_before=cutoff, first=first, last=last, target_mb=target_mb,
-            dry_run=dry_run, progress=progress,
+            spark, settings, stream, ref, closed_before=cutoffs[stream.name], first=first, last=last,
+            target_mb=target_mb, dry_run=dry_run, progress=progress,
         ))
     out["seconds"] = round(time.monotonic() - started, 3)
     return out

@@ -1,4 +1,4 @@
-"""The lake: tables (one per stream and format), their zones, the read path and the publisher."""
+"""The lake: the streams' Iceberg tables, their hours, and verified hour rewrites."""
 
 from __future__ import annotations
 
@@ -7,52 +7,55 @@ from typing import TYPE_CHECKING
 from kafkalake._exports import lazy_exports
 
 if TYPE_CHECKING:
-    from kafkalake.lake.landing import committed_files, landing_hours, read_landing
-    from kafkalake.lake.manifest import read_manifest
-    from kafkalake.lake.publish import CompactionError, Compactor, HourResult, lock_table, recover
-    from kafkalake.lake.read import read_table, read_table_arrow, table_files
-    from kafkalake.lake.tables import Hour, LakeError, TablePaths, all_tables, resolve_table, table_name, table_paths
+    from kafkalake.lake.rewrite import (
+        Rewrite,
+        VerifyError,
+        drop_stale_branches,
+        hours_filter,
+        replace_hours,
+        table_checksum,
+    )
+    from kafkalake.lake.tables import (
+        Hour,
+        LakeError,
+        TableRef,
+        all_tables,
+        resolve_table,
+        stream_tables,
+        table_name,
+        table_names,
+    )
 
 _EXPORTS = {
     "Hour": "tables",
     "LakeError": "tables",
-    "TablePaths": "tables",
+    "TableRef": "tables",
     "all_tables": "tables",
     "resolve_table": "tables",
+    "stream_tables": "tables",
     "table_name": "tables",
-    "table_paths": "tables",
-    "read_manifest": "manifest",
-    "committed_files": "landing",
-    "landing_hours": "landing",
-    "read_landing": "landing",
-    "read_table": "read",
-    "read_table_arrow": "read",
-    "table_files": "read",
-    "CompactionError": "publish",
-    "Compactor": "publish",
-    "HourResult": "publish",
-    "lock_table": "publish",
-    "recover": "publish",
+    "table_names": "tables",
+    "Rewrite": "rewrite",
+    "VerifyError": "rewrite",
+    "drop_stale_branches": "rewrite",
+    "hours_filter": "rewrite",
+    "replace_hours": "rewrite",
+    "table_checksum": "rewrite",
 }
 __all__ = [
-    "CompactionError",
-    "Compactor",
     "Hour",
-    "HourResult",
     "LakeError",
-    "TablePaths",
+    "Rewrite",
+    "TableRef",
+    "VerifyError",
     "all_tables",
-    "committed_files",
-    "landing_hours",
-    "lock_table",
-    "read_landing",
-    "read_manifest",
-    "read_table",
-    "read_table_arrow",
-    "recover",
+    "drop_stale_branches",
+    "hours_filter",
+    "replace_hours",
     "resolve_table",
-    "table_files",
+    "stream_tables",
+    "table_checksum",
     "table_name",
-    "table_paths",
+    "table_names",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

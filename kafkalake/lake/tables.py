@@ -1,40 +1,23 @@
-"""The lake zone and THE read path of a table (docs/architecture.md: Deterministic partitions, One read path).
+"""The lake's tables and their unit of work, the hour (docs/architecture.md: Deterministic partitions).
 
-A table is one stream in one sink format. Its rows live in two places:
-
-* the **landing** sink (``$LAKE/landing/<fmt>/<table>``): Spark's file sink, many small files
-  per hour, committed by its ``_spark_metadata`` log — never modified by anyone but the stream;
-* the **lake** zone (``$LAKE/lake/<fmt>/<table>``): hours rewritten into few large files by
-  compaction (or backfill). Which files make up an hour is decided by one file,
-  ``_manifest.json``, replaced atomically (``os.replace``): a reader sees an hour either in the
-  lake (listed by the manifest) or in landing (not listed), never both, never neither.
-
-:func:`read_table` (Spark) and :func:`read_table_arrow` (pyarrow, DuckDB) return
-``lake hours ∪ landing hours not in the manifest``. Files of a published hour are only ever
-added under a new version folder (``dt=…/hour=…/v=<run>``); a replaced version is deleted after
-a reader grace period, and landing files only after the hour is in the lake and past
-retention — so a reader that listed the manifest a moment ago still finds its files.
+Every stream feeds Iceberg tables in the platform's catalog (:mod:`kafkalake.catalog`): one per
+file format (``fridge``, ``fridge_avro``) and one quarantine table (``fridge_quarantine``), all
+partitioned by the hour of the Kafka timestamp. Readers go to the catalog (Spark SQL,
+pyiceberg, any Iceberg engine); kafkalake has no read path of its own.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
-from kafkalake.stream.config import FORMATS, StreamConfig, get_stream, load_streams, stream_paths
+from kafkalake.stream.config import StreamConfig, load_streams
 
-MANIFEST = "_manifest.json"
-HOUR_COLUMNS = ("dt", "hour")
-#: landing-only columns that are not part of a table row
-LANDING_ONLY = ("zone", "reason", "raw_key", "raw_value")
 #: JSON-schema pattern of an hour param (the DAGs' forms); alignment is checked by Hour.parse
 HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}(:00(:00)?)?(Z|[+-]00:?00)?$"
-_HOUR_DIR = re.compile(r"/zone=([^/]+)/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{1,2})/")
 
 
 class LakeError(KafkalakeError):
@@ -84,63 +67,51 @@ class Hour:
 
 
 @dataclass(frozen=True)
-class TablePaths:
+class TableRef:
+    """One table of a stream: its Iceberg name and file format (quarantine: ``fmt`` None)."""
+
+    stream: str
     name: str
-    fmt: str
-    landing: Path  # the stream's file sink (read only, through its commit log)
-    lake: Path  # compacted hours + _manifest.json + _journal/
+    fmt: str | None
 
     @property
-    def manifest(self) -> Path:
-        return self.lake / MANIFEST
+    def is_quarantine(self) -> bool:
+        return self.fmt is None
 
-    @property
-    def journal_dir(self) -> Path:
-        return self.lake / "_journal"
+
+def stream_tables(stream: StreamConfig, *, quarantine: bool = True) -> list[TableRef]:
+    refs = [TableRef(stream.name, name, fmt) for fmt, name in stream.tables.items()]
+    return refs + ([TableRef(stream.name, stream.quarantine_table, None)] if quarantine else [])
 
 
 def table_name(stream: StreamConfig, fmt: str) -> str:
-    """The table of ``stream`` in ``fmt``: its name, with ``.<fmt>`` unless fmt is its first format.
-
-    The one rule: DAG params, Assets, reports and :func:`resolve_table` all go through it.
-    """
+    """The table of ``stream`` in ``fmt`` (the one rule: :attr:`StreamConfig.tables`)."""
     if fmt not in stream.sink_formats:
         raise LakeError(
-            f"table {stream.name!r} has no {fmt} sink (sink_format in streams.yaml: {', '.join(stream.sink_formats)})"
+            f"stream {stream.name!r} has no {fmt} table (sink_format in streams.yaml: {', '.join(stream.sink_formats)})"
         )
-    return stream.name if fmt == stream.sink_formats[0] else f"{stream.name}.{fmt}"
+    return stream.tables[fmt]
 
 
-def table_names(streams: Iterable[StreamConfig]) -> list[str]:
+def table_names(streams: Iterable[StreamConfig], *, quarantine: bool = False) -> list[str]:
     """Every table of ``streams``, sorted (what a DAG offers in its table param)."""
-    return sorted(table_name(stream, fmt) for stream in streams for fmt in stream.sink_formats)
+    return sorted(ref.name for stream in streams for ref in stream_tables(stream, quarantine=quarantine))
 
 
-def table_paths(settings: Settings, stream: StreamConfig, fmt: str | None = None) -> TablePaths:
-    """Where table ``stream.name`` lives in format ``fmt`` (default: the stream's first format)."""
-    fmt = fmt or stream.sink_formats[0]
-    if fmt not in stream.sink_formats:
-        raise LakeError(
-            f"table {stream.name!r} has no {fmt} sink (sink_format in streams.yaml: {', '.join(stream.sink_formats)})"
-        )
-    landing = stream_paths(settings, stream).landing[fmt]
-    return TablePaths(stream.name, fmt, landing, settings.lake_root / "lake" / fmt / stream.name)
+def all_tables(settings: Settings, *, quarantine: bool = False) -> list[tuple[StreamConfig, TableRef]]:
+    streams = load_streams(settings.streams_file).values()
+    return [(s, ref) for s in streams for ref in stream_tables(s, quarantine=quarantine)]
 
 
-def resolve_table(settings: Settings, name: str, fmt: str | None = None) -> tuple[StreamConfig, TablePaths]:
-    """A table name (= stream name, optionally ``name.avro``) -> its stream and paths."""
-    if fmt is None and "." in name:
-        name, fmt = name.rsplit(".", 1)
-    if fmt is not None and fmt not in FORMATS:
-        raise LakeError(f"format {fmt!r} must be one of {', '.join(FORMATS)}")
-    stream = get_stream(settings, name)
-    return stream, table_paths(settings, stream, fmt)
-
-
-def all_tables(settings: Settings) -> list[tuple[StreamConfig, TablePaths]]:
-    return [
-        (s, table_paths(settings, s, f)) for s in load_streams(settings.streams_file).values() for f in s.sink_formats
-    ]
+def resolve_table(settings: Settings, name: str) -> tuple[StreamConfig, TableRef]:
+    """A table name (``fridge``, ``fridge_avro``, ``fridge_quarantine``) -> its stream and ref."""
+    streams = load_streams(settings.streams_file)
+    for stream in streams.values():
+        for ref in stream_tables(stream):
+            if ref.name == name:
+                return stream, ref
+    known = table_names(streams.values(), quarantine=True)
+    raise LakeError(f"no table {name!r} (tables of {settings.streams_file.name}: {', '.join(known) or 'none'})")
 
 
 def now_utc() -> datetime:

@@ -1,4 +1,4 @@
-"""Schema migration: check, register, evolve what is stored, roll the streams."""
+"""Schema migration: check, register, evolve the tables, roll the streams."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from kafkalake._exports import lazy_exports
 
 if TYPE_CHECKING:
+    from kafkalake.migration.evolve import evolve_tables, tables_behind
     from kafkalake.migration.rollout import (
         MigrationError,
         MigrationRequest,
@@ -14,25 +15,26 @@ if TYPE_CHECKING:
         parse_request,
         register,
         roll_streams,
-        verify,
     )
 
 _EXPORTS = {
     "MigrationError": "rollout",
     "MigrationRequest": "rollout",
     "check": "rollout",
+    "evolve_tables": "evolve",
     "parse_request": "rollout",
     "register": "rollout",
     "roll_streams": "rollout",
-    "verify": "rollout",
+    "tables_behind": "evolve",
 }
 __all__ = [
     "MigrationError",
     "MigrationRequest",
     "check",
+    "evolve_tables",
     "parse_request",
     "register",
     "roll_streams",
-    "verify",
+    "tables_behind",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,11 +2,11 @@
 
 1. create the stream's topic (LogAppendTime), 2. unpause the `stream_<name>` supervisor DAG so
 Airflow starts the Spark job, 3. run the fleet simulator (30 % of the devices stay on schema v1,
-a little garbage mixed in), 4. wait until the landing zone has every valid record, 5. print
-where the data landed, the per-version row counts and `kafkalake status`; 6. compaction: the
-fleet's offline backlog (three past hours, replayed with the devices' own timestamps) goes
-through the ``fridge_backlog`` stream in many small files, then ``kafkalake compact`` merges
-the closed hours and prints files before -> after.
+a little garbage mixed in), 4. wait until the Iceberg table has every valid record, 5. print
+the per-version row counts and the same table queried with DuckDB (pyiceberg) and Spark SQL;
+6. compaction: the fleet's offline backlog (three past hours, replayed with the devices' own
+timestamps) goes through the ``fridge_backlog`` stream in many small files, then
+``kafkalake compact`` merges the closed hours and prints files before -> after.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kafkalake.catalog.config import catalog_config
+from kafkalake.catalog.reading import row_count, scan_arrow
 from kafkalake.config import Settings
 from kafkalake.errors import ServiceError
 from kafkalake.kafka.topics import create_topic
-from kafkalake.lake.landing import read_landing
 from kafkalake.platform.local_airflow import airflow_env, dag_run_state
 from kafkalake.produce.fleet import fleet_from_registry
 from kafkalake.produce.producer import produce_parallel
@@ -57,7 +58,8 @@ def run_demo(
         raise ServiceError(f"cannot unpause {dag_id}: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
     say(f"airflow: {dag_id} unpaused — it starts spark_jobs/stream_ingest.py and keeps it running")
 
-    before = _landed(paths.landing[stream.sink_formats[0]])
+    table_name = stream.tables[stream.sink_formats[0]]
+    before = row_count(settings, table_name)
     fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=200,
                                 v1_fraction=0.3, garbage_fraction=garbage)
     latest = fleet.v2.schema_id != fleet.v1.schema_id
@@ -77,14 +79,13 @@ def run_demo(
     report.raise_for_loss(stream.topics[0])
     say(
         f"produced {report.produced:,} in {report.seconds:.1f}s ({report.garbage:,} malformed); "
-        "waiting for the landing zone"
+        f"waiting for {catalog_config(settings).identifier(table_name)}"
     )
 
-    sink = paths.landing[stream.sink_formats[0]]
     deadline = time.monotonic() + WAIT_S
     last_say = 0.0
     while True:
-        landed = _landed(sink) - before
+        landed = row_count(settings, table_name) - before
         if landed >= records:
             break
         if time.monotonic() > deadline:
@@ -97,27 +98,46 @@ def run_demo(
             say(f"    ... {landed:,} of {records:,} landed")
         time.sleep(2)
 
-    table = read_landing(sink, columns=["schema_version"])
-    counts = table.group_by("schema_version").aggregate([("schema_version", "count")]).to_pylist()
-    quarantined = read_landing(sink, zone="quarantine", columns=["reason"]).num_rows
-    say("")
-    say(f"landing zone: {sink}")
-    say(
-        "  zone=landing rows by schema version: "
-        + ", ".join(
-            f"v{c['schema_version']}: {c['schema_version_count']:,}"
-            for c in sorted(counts, key=lambda c: c["schema_version"])
-        )
-    )
-    say(f"  zone=quarantine rows: {quarantined:,} (raw bytes + reason code)")
-    say(f"  read it: spark.read.parquet('{sink}').where(\"zone = 'landing'\")")
+    _show_queries(settings, stream, say)
     say(f"status file: {paths.status_file}")
     return 0
 
 
+def _show_queries(settings: Settings, stream: StreamConfig, say: Callable[[str], None]) -> None:
+    """The landed rows, read as a user would: DuckDB over pyiceberg's scan, then Spark SQL."""
+    from kafkalake.spark.submit import run_job
+
+    config = catalog_config(settings)
+    table = config.identifier(stream.tables[stream.sink_formats[0]])
+    say("")
+    say(f"==> {table} (Iceberg) with DuckDB, through pyiceberg (no JVM):")
+    # columns every version of the subject has (the demo starts with v1 only: no temperature yet)
+    fridge = scan_arrow(settings, stream.tables[stream.sink_formats[0]], columns=("schema_version", "name", "action"))
+    query = ("SELECT schema_version, count(*) AS rows, count(DISTINCT name) AS fridges, "
+             "count(*) FILTER (WHERE action = 'open') AS opened FROM fridge GROUP BY 1 ORDER BY 1")
+    say(f"  duckdb> {query}")
+    for row in _duckdb_rows(fridge, query):
+        say(f"    {row}")
+    say(f"  quarantine table {config.identifier(stream.quarantine_table)}: "
+        f"{row_count(settings, stream.quarantine_table):,} rows (raw bytes + reason code)")
+    statement = f"SELECT reason, count(*) AS n FROM {config.identifier(stream.quarantine_table)} GROUP BY reason"
+    say(f"==> the quarantine table with Spark SQL (`kafkalake spark sql \"{statement}\"`):")
+    result = run_job(settings, "sql", [statement])
+    if result.returncode != 0:
+        raise ServiceError(f"the Spark SQL query failed (exit {result.returncode}); see the output above")
+
+
+def _duckdb_rows(fridge: object, query: str) -> list[tuple]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("fridge", fridge)
+    return con.execute(query).fetchall()
+
+
 def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlog", per_hour: int = 20_000,
                         say: Callable[[str], None] = print) -> dict:
-    """Backlog of three past hours -> small landing files -> ``kafkalake compact`` -> report."""
+    """Backlog of three past hours -> many small files -> ``kafkalake compact`` -> report."""
     import json
     from datetime import datetime, timedelta
 
@@ -161,15 +181,8 @@ def run_compaction_demo(settings: Settings, *, stream_name: str = "fridge_backlo
         say(line)
     say(f"report: {report}")
     say(f"histogram: {compaction_report.render_png(run, report.with_suffix('.png'))}")
-    say(f"read it: kafkalake.lake.read_table(spark, {stream.name!r})  (lake hours + landing hours not yet compacted)")
+    say(f"read it: SELECT * FROM {catalog_config(settings).identifier(stream.name)}  (any Iceberg engine)")
     return run
-
-
-def _landed(sink: Path) -> int:
-    try:
-        return read_landing(sink, columns=["schema_id"]).num_rows
-    except (OSError, ValueError):
-        return 0
 
 
 def seed_demo_registry(settings: Settings, say: Callable[[str], None] = print) -> bool:
@@ -191,8 +204,6 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
     schema_migration DAG registers v2 and rolls the stream; then new fridges send v2."""
     import threading
 
-    from kafkalake.lake.read import read_table_arrow
-
     stream = get_stream(settings, stream_name)
     registry = Registry(settings.schemas_dir)
     v2_text = (settings.home / "schemas" / stream.subject / "v2.avsc").read_text()
@@ -208,7 +219,7 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
         thread.start()
         return thread
 
-    before = read_table_arrow(stream.name, settings=settings).num_rows
+    before = row_count(settings, stream.name)
     threads = [fleet(1)]
     say(f"==> rollout: 60 old fridges keep sending v1 ({rate}/s); schema_migration registers v2 and rolls "
         f"{stream.name}")
@@ -225,7 +236,7 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
         thread.join(60)
     expected = before + sent[1] + sent[2]
     deadline = time.monotonic() + WAIT_S
-    while (table := read_table_arrow(stream.name, settings=settings)).num_rows < expected:
+    while (table := scan_arrow(settings, stream.name)).num_rows < expected:
         if time.monotonic() > deadline:
             raise ServiceError(f"only {table.num_rows:,} of {expected:,} rows in {stream.name}: see `kafkalake status`")
         time.sleep(2)
@@ -233,12 +244,12 @@ def run_rollout_demo(settings: Settings, *, stream_name: str = "fridge", seconds
     with_temp = table.filter(table["temperature"].is_valid()).num_rows if "temperature" in table.column_names else 0
     by_version = sorted(counts, key=lambda c: c["schema_version"])
     say("")
-    say(f"table {stream.name} (read_table: lake hours + landing hours not yet compacted): {table.num_rows:,} rows, "
+    say(f"table {catalog_config(settings).identifier(stream.name)}: {table.num_rows:,} rows, "
         f"= {before:,} before + {sent[1] + sent[2]:,} sent during the rollout, nothing lost")
     say("  schema: " + ", ".join(f"{f.name}:{f.type}" for f in table.schema))
     say("  rows by writer version: " + ", ".join(f"v{c['schema_version']}: {c['schema_version_count']:,}"
                                                  for c in by_version))
-    say(f"  rows with a temperature: {with_temp:,} (v1 rows read it as null)")
+    say(f"  rows with a temperature: {with_temp:,} (v1 rows read v2's default for it: null)")
     return {"rows": table.num_rows, "by_version": counts}
 
 

@@ -136,6 +136,16 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
             sock.close()
 
 
+def free_port_run(step: int, count: int, host: str = LOOPBACK) -> int:
+    """A free port ``p`` with ``p + step * i`` free for every ``i < count``: the ports a local
+    cluster derives from one setting (controllers, a Spark master's web UIs)."""
+    for _ in range(50):
+        (base,) = free_ports(1, host)
+        if base + step * count < 65535 and not any(port_in_use(host, base + step * i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no run of {count} free ports {step} apart on {host}")
+
+
 def require_free_ports(service: str, ports: Sequence[tuple[str, int, str]]) -> None:
     """Fail before starting anything when a port is taken; the message names the setting."""
     for host, port, setting in ports:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kafkalake.catalog.config import catalog_config
 from kafkalake.config import LOOPBACK, Settings
 from kafkalake.errors import SetupError
 from kafkalake.spark import jvm
@@ -42,21 +43,25 @@ DEFAULT_CONF: dict[str, str] = {
 }
 
 
+#: what a job on the local Spark cluster gets (kafkalake.platform.local_spark): 2 workers of 2
+#: cores each, at most 2 cores a job, so that a stream and a compaction run side by side
+CLUSTER_JOB_CONF: dict[str, str] = {
+    "spark.cores.max": "2",
+    "spark.executor.cores": "1",
+    "spark.executor.memory": "1g",
+}
+
+
 def job_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """DEFAULT_CONF + the driver's log4j config (warnings only) + ``extra``."""
-    conf = {**DEFAULT_CONF, **(extra or {})}
+    """DEFAULT_CONF + the Iceberg catalog + the driver's log4j config (warnings only) + ``extra``."""
+    catalog = catalog_config(settings)
+    catalog.prepare_local()
+    cluster = CLUSTER_JOB_CONF if settings.cluster and settings.spark_master.startswith("spark://") else {}
+    conf = {**DEFAULT_CONF, **cluster, **catalog.spark_conf(), **(extra or {})}
     log4j = settings.home / "jvm" / "log4j2-spark.properties"
     if log4j.is_file() and "log4j2.configurationFile" not in conf["spark.driver.extraJavaOptions"]:
         conf["spark.driver.extraJavaOptions"] += f" -Dlog4j2.configurationFile={log4j.as_uri()}"
     return conf
-
-
-#: Spark settings of a job writing the landing sink (partitioned zone/dt/hour).
-LANDING_SINK_CONF: dict[str, str] = {
-    # A micro-batch touches one or two zone/dt/hour partitions: keep their writers open
-    # side by side instead of sorting every batch by the partition columns first.
-    "spark.sql.maxConcurrentOutputFileWriters": "8",
-}
 
 
 def stream_conf(stream: StreamConfig) -> dict[str, str]:
@@ -66,7 +71,6 @@ def stream_conf(stream: StreamConfig) -> dict[str, str]:
         # idle heartbeats as often as triggers: the health sensor tells "idle" from "stuck"
         "spark.sql.streaming.noDataProgressEventInterval": trigger_ms,
         "spark.sql.streaming.minBatchesToRetain": "100",
-        **LANDING_SINK_CONF,
     }
 
 
@@ -87,7 +91,7 @@ def job_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[s
     env = dict(os.environ if base is None else base)
     env.update(settings.to_env())
     env.setdefault("PYSPARK_PYTHON", sys.executable)
-    if settings.spark_master.startswith("local"):
+    if settings.spark_master.startswith("local") or settings.cluster:
         env.setdefault("SPARK_LOCAL_IP", LOOPBACK)  # one machine: no "resolves to a loopback address" warning
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.home), env.get("PYTHONPATH", "")]))

@@ -1,4 +1,4 @@
-"""Streams: Kafka -> decode per writer schema (in the JVM) -> landing sink, supervised."""
+"""Streams: Kafka -> decode per writer schema (in the JVM) -> Iceberg tables, supervised."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ if TYPE_CHECKING:
         load_streams,
         stream_paths,
     )
-    from kafkalake.stream.decode import LANDING, QUARANTINE, DecodePlan, decode, decode_plan
+    from kafkalake.stream.decode import DecodePlan, decode, decode_plan, quarantine_rows, table_rows
     from kafkalake.stream.driver import driver_processes, pid_alive, request_stop, terminate_driver
     from kafkalake.stream.health import Action, Thresholds, Verdict, assess
     from kafkalake.stream.job import StreamBusyError, StreamDataLossError, run_stream
+    from kafkalake.stream.sink import IcebergBatchSink
     from kafkalake.stream.status import FAILED, RUNNING, STARTING, STOPPED, read_status
     from kafkalake.stream.watermark import StreamNotStarted, closed_before, stream_watermark
 
@@ -32,11 +33,12 @@ _EXPORTS = {
     "get_stream": "config",
     "load_streams": "config",
     "stream_paths": "config",
-    "LANDING": "decode",
-    "QUARANTINE": "decode",
     "DecodePlan": "decode",
     "decode": "decode",
     "decode_plan": "decode",
+    "quarantine_rows": "decode",
+    "IcebergBatchSink": "sink",
+    "table_rows": "decode",
     "StreamBusyError": "job",
     "StreamDataLossError": "job",
     "run_stream": "job",
@@ -63,8 +65,7 @@ __all__ = [
     "DecodePlan",
     "FAILED",
     "FORMATS",
-    "LANDING",
-    "QUARANTINE",
+    "IcebergBatchSink",
     "RUNNING",
     "STARTING",
     "STOPPED",
@@ -85,11 +86,13 @@ __all__ = [
     "get_stream",
     "load_streams",
     "pid_alive",
+    "quarantine_rows",
     "read_status",
     "request_stop",
     "run_stream",
     "stream_paths",
     "stream_watermark",
+    "table_rows",
     "terminate_driver",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -74,7 +74,7 @@ def _gaps_against_earliest(
 
 def _record_start_gaps(settings: Settings, stream: StreamConfig, paths: StreamPaths) -> None:
     """At start: offsets between the checkpoint's resume point and Kafka's earliest are lost."""
-    resume = checkpoint_resume_offsets(paths.checkpoints[stream.sink_formats[0]])
+    resume = checkpoint_resume_offsets(paths.checkpoint)
     if resume:
         _append_gaps(paths, stream, _gaps_against_earliest(settings, stream, resume), when="start")
 

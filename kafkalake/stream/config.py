@@ -1,7 +1,8 @@
-"""Stream declarations (streams.yaml) and where each stream keeps its state.
+"""Stream declarations (streams.yaml), the tables each stream feeds and where it keeps its state.
 
-One stream = one Spark Structured Streaming query per sink format, one checkpoint each, one
-status file, one supervisor DAG. Everything a stream writes lives at paths derived here.
+One stream = one Spark Structured Streaming query with one checkpoint, feeding one Iceberg
+table per file format (``sink_format``) and one quarantine table; one status file, one
+supervisor DAG. Table names and state paths are derived here, never configured.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafkalake.catalog.iceberg import Housekeeping
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
 from kafkalake.kafka.topics import TopicError, validate_topic_name
@@ -41,7 +43,7 @@ class Health:
 class Compaction:
     """How the compaction DAG treats this stream's tables (streams.yaml ``compaction:``)."""
 
-    #: output files per hour = ceil(landing bytes / target)
+    #: output files per hour = ceil(the hour's bytes / target)
     target_file_mb: int = 128
     #: Parquet row group size of the output: DuckDB scans a file's row groups in parallel and
     #: every reader skips row groups by their min/max; one 128 MB group per file allows neither
@@ -56,10 +58,9 @@ class Compaction:
     cluster_by: tuple[str, ...] = ()
     #: an hour is closed when the stream's committed progress passed its end + grace
     grace_minutes: float = 10.0
-    #: landing files of a compacted hour are deleted this long after the hour ended
-    landing_retention_hours: float = 168.0
-    #: files replaced by a newer compaction stay this long for readers that listed them
-    reader_grace_minutes: float = 10.0
+    #: files under a table that no snapshot references (a writer killed before its commit)
+    #: are removed by the compaction DAG once they are this old: longer than any write takes
+    orphan_grace_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,38 @@ class StreamConfig:
     starting_offsets: str = "earliest"
     health: Health = field(default_factory=Health)
     compaction: Compaction = field(default_factory=Compaction)
+    housekeeping: Housekeeping = field(default_factory=Housekeeping)
 
     @property
     def trigger_seconds(self) -> float:
         return parse_trigger(self.trigger)
 
+    @property
+    def tables(self) -> dict[str, str]:
+        """``{file format: Iceberg table name}``: the first format's table is named like the
+        stream, another one gets its format as a suffix (``fridge``, ``fridge_avro``)."""
+        return {fmt: self.name if i == 0 else f"{self.name}_{fmt}" for i, fmt in enumerate(self.sink_formats)}
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"{self.name}_quarantine"
+
+    @property
+    def all_tables(self) -> tuple[str, ...]:
+        return (*self.tables.values(), self.quarantine_table)
+
 
 @dataclass(frozen=True)
 class StreamPaths:
-    """Where one stream's data and state live (derived from settings, never configured)."""
+    """Where one stream's state lives (derived from settings, never configured)."""
 
-    landing: dict[str, Path]  # format -> file sink folder
-    checkpoints: dict[str, Path]  # format -> checkpoint folder
+    checkpoint: Path  # the query's checkpoint (offsets, commits)
     state: Path  # status.json, stop request, gaps.jsonl
+
+    @property
+    def driver_lock(self) -> Path:
+        """Held by the running driver (docs/architecture.md: Exactly once into the lake)."""
+        return self.checkpoint.parent / ".driver.lock"
 
     @property
     def status_file(self) -> Path:
@@ -97,14 +117,18 @@ class StreamPaths:
         return self.state / "stop"
 
     @property
+    def kill_file(self) -> Path:
+        """A supervisor's request that the driver end itself now (its watchdog obeys it)."""
+        return self.state / "kill"
+
+    @property
     def gaps_file(self) -> Path:
         return self.state / "gaps.jsonl"
 
 
 def stream_paths(settings: Settings, stream: StreamConfig) -> StreamPaths:
     return StreamPaths(
-        landing={fmt: settings.lake_root / "landing" / fmt / stream.name for fmt in stream.sink_formats},
-        checkpoints={fmt: settings.state_dir / "checkpoints" / stream.name / fmt for fmt in stream.sink_formats},
+        checkpoint=settings.state_dir / "checkpoints" / stream.name / "query",
         state=settings.state_dir / "streams" / stream.name,
     )
 
@@ -124,7 +148,7 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
     if not isinstance(raw, dict):
         raise StreamConfigError(f"{where}: each stream is a mapping with name, topics, subject")
     known = {"name", "topics", "subject", "sink_format", "trigger", "max_offsets_per_trigger",
-             "fail_on_data_loss", "starting_offsets", "health", "compaction"}
+             "fail_on_data_loss", "starting_offsets", "health", "compaction", "housekeeping"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StreamConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -167,7 +191,21 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
         name=name, topics=topics, subject=subject, sink_formats=formats, trigger=trigger,
         max_offsets_per_trigger=mopt, fail_on_data_loss=fodl, starting_offsets=starting, health=health,
         compaction=_parse_compaction(raw.get("compaction"), where),
+        housekeeping=_parse_housekeeping(raw.get("housekeeping"), where),
     )
+
+
+def _parse_housekeeping(raw: Any, where: str) -> Housekeeping:
+    if raw is None:
+        return Housekeeping()
+    keys = ("every_commits", "keep_minutes", "retain_last", "max_manifests")
+    if not isinstance(raw, dict) or set(raw) - set(keys):
+        raise StreamConfigError(f"{where}: housekeeping takes {', '.join(keys)}")
+    for key, value in raw.items():
+        least = 0 if key == "keep_minutes" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+            raise StreamConfigError(f"{where}: housekeeping.{key} must be a positive number, not {value!r}")
+    return Housekeeping(**{k: (float(v) if k == "keep_minutes" else int(v)) for k, v in raw.items()})
 
 
 _COLUMN_LISTS = ("sort_by", "cluster_by")
@@ -176,7 +214,7 @@ _COLUMN_LISTS = ("sort_by", "cluster_by")
 def _parse_compaction(raw: Any, where: str) -> Compaction:
     if raw is None:
         return Compaction()
-    numbers = ("target_file_mb", "row_group_mb", "grace_minutes", "landing_retention_hours", "reader_grace_minutes")
+    numbers = ("target_file_mb", "row_group_mb", "grace_minutes", "orphan_grace_minutes")
     if not isinstance(raw, dict) or set(raw) - {*numbers, *_COLUMN_LISTS}:
         raise StreamConfigError(f"{where}: compaction takes {', '.join([*numbers, *_COLUMN_LISTS])}")
     values: dict[str, Any] = {}
@@ -213,10 +251,18 @@ def load_streams(path: Path) -> dict[str, StreamConfig]:
     if not isinstance(entries, list):
         raise StreamConfigError(f"{path}: expected a top-level 'streams:' list")
     streams: dict[str, StreamConfig] = {}
+    owners: dict[str, str] = {}
     for i, raw in enumerate(entries):
         stream = _parse_stream(raw, f"{path.name}: streams[{i}]")
         if stream.name in streams:
             raise StreamConfigError(f"{path.name}: stream name {stream.name!r} is declared twice")
+        for table in stream.all_tables:
+            if table in owners:
+                raise StreamConfigError(
+                    f"{path.name}: streams {owners[table]!r} and {stream.name!r} would both write table {table!r}; "
+                    "rename one of them"
+                )
+            owners[table] = stream.name
         streams[stream.name] = stream
     return streams
 

@@ -44,13 +44,13 @@ if TYPE_CHECKING:
     from kafkalake.schema.registry import Registry
 
 
-#: Columns every table row carries besides the reader schema's fields.
-META_COLUMNS = ("schema_id", "schema_version", "topic", "partition", "offset", "timestamp")
-#: Quarantine-only columns (null in landing rows).
-QUARANTINE_COLUMNS = ("reason", "raw_key", "raw_value")
-#: Partition columns of the landing sink: zone, then the hour of the Kafka timestamp.
-PARTITION_COLUMNS = ("zone", "dt", "hour")
-LANDING, QUARANTINE = "landing", "quarantine"
+#: Columns every table row carries besides the reader schema's fields: the Kafka record's key,
+#: headers and coordinates, and the writer schema it was decoded with.
+META_COLUMNS = ("key", "headers", "schema_id", "schema_version", "topic", "partition", "offset", "timestamp")
+#: The quarantine table's columns: the raw record, its coordinates and why it did not decode.
+QUARANTINE_COLUMNS = ("topic", "partition", "offset", "timestamp", "key", "value", "headers", "schema_id", "reason")
+#: Columns of :func:`decode`'s output besides the reader's fields and META_COLUMNS.
+_DECODE_EXTRA = ("reason", "value")
 _PADDING = bytes(256)
 #: the trailing fields :func:`_checked` adds to the schemas it decodes with (never in a table)
 END_FIELD, OK_FIELD = "__kafkalake_end", "__kafkalake_ok"
@@ -111,10 +111,10 @@ def decode_plan(registry: Registry, subject: str, *, reader_version: int | None 
     if reader_doc.get("type") != "record":
         raise DecodePlanError(f"subject {subject!r}: the reader schema must be a record to become a table")
     clash = sorted(set(f["name"] for f in reader_doc["fields"])
-                   & set(META_COLUMNS + QUARANTINE_COLUMNS + PARTITION_COLUMNS + (END_FIELD, OK_FIELD)))
+                   & set(META_COLUMNS + QUARANTINE_COLUMNS + (END_FIELD, OK_FIELD)))
     if clash:
         raise DecodePlanError(
-            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka/partition columns "
+            f"subject {subject!r}: field(s) {', '.join(clash)} clash with the table's Kafka columns "
             "(or the decode's marker fields); rename them"
         )
     writers = []
@@ -133,15 +133,13 @@ def decode_plan(registry: Registry, subject: str, *, reader_version: int | None 
     return DecodePlan(subject=subject, reader=reader, writers=tuple(writers), foreign_ids=foreign)
 
 
-def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFrame:
-    """Kafka source rows (key, value, topic, partition, offset, timestamp) -> table rows.
+def decode(raw: DataFrame, plan: DecodePlan) -> DataFrame:
+    """Kafka source rows (key, value, [headers,] topic, partition, offset, timestamp) -> decoded rows.
 
-    Pure DataFrame -> DataFrame: streaming, batch and tests feed it alike. Landing rows have
-    ``zone='landing'``, the reader's fields and the Kafka coordinates; quarantine rows have
-    ``zone='quarantine'``, ``reason`` and the raw bytes. Partitioned by ``dt``/``hour`` of the
-    Kafka timestamp (UTC, :func:`hour_columns`; topics use LogAppendTime, so the hour is the
-    broker's). ``date_dt``: ``dt`` as a DATE, for a file sink partitioned by it (the same
-    ``dt=yyyy-MM-dd`` folders, without formatting a string per row).
+    Pure DataFrame -> DataFrame: streaming, batch and tests feed it alike. A good row has the
+    reader's fields, :data:`META_COLUMNS` and a null ``reason``; a quarantine row has the
+    ``reason`` and the raw ``value``. :func:`table_rows` and :func:`quarantine_rows` split them
+    into the two tables' columns.
     """
     from pyspark.sql import functions as F
 
@@ -163,8 +161,9 @@ def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFr
     for known_id in known:
         schema_id = schema_id.when(prefix == F.lit(bytearray(b"\x00" + known_id.to_bytes(4, "big"))), F.lit(known_id))
     schema_id = schema_id.otherwise(F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).try_cast("int"))
+    headers = F.col("headers") if "headers" in raw.columns else F.lit(None).cast(HEADERS_TYPE)
     staged = raw.select(
-        "key", "value", "topic", "partition", "offset", "timestamp",
+        "key", "value", headers.alias("headers"), "topic", "partition", "offset", "timestamp",
         schema_id.alias("schema_id"),
         F.expr("substring(value, 6)").alias("_body"),
     )
@@ -179,7 +178,8 @@ def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFr
     staged = staged.select("*", header_reason.alias("_header_reason"))
 
     # Stage 2: the body. Decoded, checked: ``_body_reason`` (null: it lands) and ``_record``.
-    keep = ["key", "value", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason", "_body"]
+    keep = ["key", "value", "headers", "topic", "partition", "offset", "timestamp", "schema_id", "_header_reason",
+            "_body"]
     staged = _checked(staged, plan, readable, keep)
 
     # Stage 3: one reason, one record, the table's columns.
@@ -193,15 +193,31 @@ def decode(raw: DataFrame, plan: DecodePlan, *, date_dt: bool = False) -> DataFr
     fields = [F.col("_record")[name].alias(name) for name in plan.reader_fields]
     return staged.select(
         *fields,
+        "key", "headers",
         F.col("schema_id"),
         version_of[F.col("schema_id")].alias("schema_version"),
         "topic", "partition", "offset", "timestamp",
         "reason",
-        F.when(quarantined, F.col("key")).alias("raw_key"),
-        F.when(quarantined, F.col("value")).alias("raw_value"),
-        F.when(quarantined, F.lit(QUARANTINE)).otherwise(F.lit(LANDING)).alias("zone"),
-        *hour_columns("timestamp", date=date_dt),
+        F.when(quarantined, F.col("value")).alias("value"),
     )
+
+
+#: Spark's type of the Kafka source's ``headers`` column (``includeHeaders``)
+HEADERS_TYPE = "array<struct<key:string,value:binary>>"
+
+
+def table_rows(decoded: DataFrame, plan: DecodePlan) -> DataFrame:
+    """The rows of the stream's table: decoded records, reader fields then META_COLUMNS."""
+    from pyspark.sql import functions as F
+
+    return decoded.where(F.col("reason").isNull()).select(*plan.reader_fields, *META_COLUMNS)
+
+
+def quarantine_rows(decoded: DataFrame) -> DataFrame:
+    """The rows of the quarantine table: what did not decode, raw, with its reason."""
+    from pyspark.sql import functions as F
+
+    return decoded.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
 
 
 def _with_fixed_field(schema_json: str, name: str, size: int) -> str:
@@ -281,34 +297,6 @@ def _checked(staged: DataFrame, plan: DecodePlan, readable: list[WriterPlan], ke
         .otherwise(F.lit(DecodeReason.CORRUPT.value))
     )
     return staged.select(*keep[:-1], body_reason.alias("_body_reason"), "_record")
-
-
-#: the folder Spark writes a row to when its partition value is null
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-_DAY_MICROS, _HOUR_MICROS = 86_400_000_000, 3_600_000_000
-
-
-def hour_columns(timestamp: str, *, date: bool = False) -> tuple[Column, Column]:
-    """``dt`` (``yyyy-MM-dd``) and ``hour`` of a timestamp column, in UTC whatever the session zone.
-
-    Integer arithmetic on the epoch microseconds costs about half of ``date_format`` + ``hour``,
-    which go through java.time for every row. ``dt`` is declared non-null: Spark's file writer
-    wraps a nullable string partition column in one more projection (Empty2Null) outside the
-    generated code, which copies every row again. A Kafka timestamp is never null; a null one
-    would still land in the folder Spark uses for a null partition value.
-
-    ``date``: ``dt`` as a DATE. A file sink names the folder of a DATE partition value
-    ``dt=yyyy-MM-dd`` too (and a null one the same way), but formats it once per folder, not
-    once per row: the string's java.time formatting was 4 % of the ingest job's task time.
-    """
-    from pyspark.sql import functions as F
-
-    micros = f"unix_micros(`{timestamp}`)"
-    micro_of_day = f"pmod({micros}, {_DAY_MICROS})"
-    day = f"date_from_unix_date(cast(({micros} - {micro_of_day}) div {_DAY_MICROS} as int))"
-    dt = F.expr(day) if date else F.coalesce(F.expr(f"cast({day} as string)"), F.lit(NULL_PARTITION))
-    hour = F.expr(f"cast({micro_of_day} div {_HOUR_MICROS} as int)")
-    return dt.alias("dt"), hour.alias("hour")
 
 
 def decode_plan_summary(plan: DecodePlan) -> dict[str, Any]:

@@ -27,6 +27,15 @@ def request_stop(settings: Settings, stream: StreamConfig) -> Path:
     return paths.stop_file
 
 
+def request_kill(settings: Settings, stream: StreamConfig, reason: str) -> Path:
+    """Ask the running driver to end itself now, wherever it runs: its watchdog
+    (:mod:`kafkalake.stream.watchdog`) obeys within a second. What a supervisor on another
+    host does instead of signalling a pid."""
+    paths = stream_paths(settings, stream)
+    write_json_atomic(paths.kill_file, {"requested": time.time(), "reason": reason})
+    return paths.kill_file
+
+
 SPARK_SUBMIT_CLASS = "org.apache.spark.deploy.SparkSubmit"
 
 

@@ -69,6 +69,12 @@ class Verdict:
     reason: str
 
 
+def driver_host(doc: Mapping[str, Any] | None) -> str | None:
+    """The host the status's driver runs on (None: not recorded, i.e. this one)."""
+    host = (doc or {}).get("host")
+    return str(host) if host else None
+
+
 def iso_to_epoch(text: Any) -> float | None:
     """``2026-01-01T00:00:00Z`` (the status file's stamps, UTC) -> epoch seconds; None if absent."""
     if not isinstance(text, str) or not text:

@@ -1,10 +1,12 @@
-"""The streaming ingest job: Kafka -> decode (kafkalake.stream.decode) -> landing zone file sink(s).
+"""The streaming ingest job: Kafka -> decode (kafkalake.stream.decode) -> the stream's Iceberg tables.
 
-Exactly once (docs/architecture.md: Exactly once into the lake) comes from Spark: the Kafka
-offsets of every micro-batch are in the checkpoint, and the file sink's ``_spark_metadata``
-commit log decides which files exist.
-A driver killed with SIGKILL leaves at most uncommitted files, which readers going through
-Spark never see; the restarted query redoes that batch.
+Exactly once (docs/architecture.md: Exactly once into the lake): the Kafka offsets of every
+micro-batch are in the checkpoint, and :class:`kafkalake.stream.sink.IcebergBatchSink` commits
+each batch to each table at most once (commits carry the query id and batch id). A driver
+killed with SIGKILL leaves at most files no snapshot references, which no reader sees; the
+restarted query redoes that batch for the tables that miss it.
+
+The tables are created at the first start from the registry's latest schema.
 
 Never two drivers on one checkpoint: the driver holds an exclusive ``flock`` on a lock file in
 the stream's checkpoint folder for its whole life; a second driver exits at once with a
@@ -26,12 +28,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kafkalake._files import FileLock, LockHeld, exclusive_lock
-from kafkalake.config import Settings
+from kafkalake.catalog.config import catalog_config
+from kafkalake.catalog.iceberg import CATALOG_UNAVAILABLE, CatalogUnavailable
+from kafkalake.config import ConfigError, Settings
 from kafkalake.errors import ExitCode, KafkalakeError
+from kafkalake.schema.model import SchemaError
 from kafkalake.spark.session import kafka_reader
 from kafkalake.stream.checkpoint import _record_batch_gaps, _record_start_gaps
-from kafkalake.stream.config import StreamConfig, StreamPaths, stream_paths
-from kafkalake.stream.decode import PARTITION_COLUMNS, decode, decode_plan, decode_plan_summary
+from kafkalake.stream.config import StreamConfig, StreamConfigError, StreamPaths, stream_paths
+from kafkalake.stream.decode import DecodePlanError, decode, decode_plan, decode_plan_summary
+from kafkalake.stream.health import STARTUP_GRACE_S
+from kafkalake.stream.sink import IcebergBatchSink
 from kafkalake.stream.status import (
     FAILED,
     STOPPED,
@@ -39,6 +46,7 @@ from kafkalake.stream.status import (
     add_status_listener,
     progress_summary,
 )
+from kafkalake.stream.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,9 +74,22 @@ class StreamBusyError(KafkalakeError):
     exit_code = ExitCode.STREAM_BUSY
 
 
-def acquire_driver_lock(folder: Path, stream: str) -> FileLock:
-    """Exclusive lock on ``folder/.driver.lock``; released when the process dies (even kill -9)."""
-    lock_path = folder / ".driver.lock"
+#: Errors in what the job is asked to run: the stream's declaration in streams.yaml, the
+#: registry subject it reads, the KAFKALAKE_* settings. The same arguments are refused again on
+#: every start, so they exit with USAGE, one of :data:`kafkalake.errors.FINAL_EXIT_CODES`
+#: (a supervisor must not retry them), not with ERROR, which a crashed interpreter also gives.
+REFUSED_DECLARATION: tuple[type[Exception], ...] = (StreamConfigError, DecodePlanError, SchemaError, ConfigError)
+
+
+def exit_code_for(exc: Exception) -> int:
+    """The job's exit code for an error it prints as one line."""
+    if isinstance(exc, REFUSED_DECLARATION):
+        return ExitCode.USAGE
+    return int(getattr(exc, "exit_code", ExitCode.ERROR))
+
+
+def acquire_driver_lock(lock_path: Path, stream: str) -> FileLock:
+    """Exclusive lock on the stream's ``.driver.lock``; released when the process dies (even kill -9)."""
     try:
         lock = exclusive_lock(lock_path, wait=False)
     except LockHeld as held:
@@ -85,6 +106,7 @@ def kafka_source(spark: SparkSession, settings: Settings, stream: StreamConfig) 
         kafka_reader(spark.readStream, settings.bootstrap_servers, stream.topics)
         .option("startingOffsets", stream.starting_offsets)
         .option("failOnDataLoss", str(stream.fail_on_data_loss).lower())
+        .option("includeHeaders", "true")
     )
     if stream.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
@@ -97,38 +119,22 @@ def start_queries(
     paths: StreamPaths,
     *,
     available_now: bool,
-    reader_record: tuple[str, str],
+    sink: IcebergBatchSink | None,
     debug_sink: str | None = None,
 ) -> list[StreamingQuery]:
-    """One file-sink query per format (partitioned zone/dt/hour), or one debug sink."""
-    queries = []
+    """The stream's one query: decoded rows into ``sink`` (its Iceberg tables), or a debug sink."""
     if debug_sink:
         writer = table.writeStream.format(debug_sink).queryName(f"{stream.name}_{debug_sink}")
         writer = writer.option("truncate", "false") if debug_sink == "console" else writer
-        writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=stream.trigger)
-        return [writer.outputMode("append").start()]
-    record_name, record_namespace = reader_record
-    for fmt in stream.sink_formats:
+    else:
+        assert sink is not None
         writer = (
-            table.writeStream.format(fmt)
-            .queryName(f"{stream.name}_{fmt}")
-            .outputMode("append")
-            .option("path", str(paths.landing[fmt]))
-            .option("checkpointLocation", str(paths.checkpoints[fmt]))
-            .partitionBy(*PARTITION_COLUMNS)
+            table.writeStream.queryName(stream.name)
+            .option("checkpointLocation", str(paths.checkpoint))
+            .foreachBatch(sink)
         )
-        if fmt == "avro":
-            # the registry's record name, so readers can resolve the files with the registry
-            # schema; deflate, because every Avro reader has it (fastavro needs an extra
-            # package for Spark's default, snappy)
-            writer = (
-                writer.option("recordName", record_name)
-                .option("recordNamespace", record_namespace)
-                .option("compression", "deflate")
-            )
-        writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=stream.trigger)
-        queries.append(writer.start())
-    return queries
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=stream.trigger)
+    return [writer.outputMode("append").start()]
 
 
 def run_stream(
@@ -145,9 +151,11 @@ def run_stream(
     paths = stream_paths(settings, stream)
     lock = None
     if not debug_sink:
-        lock = acquire_driver_lock(paths.checkpoints[stream.sink_formats[0]].parent, stream.name)
+        lock = acquire_driver_lock(paths.driver_lock, stream.name)
     paths.stop_file.unlink(missing_ok=True)
-    status = StatusWriter(stream=stream.name, path=paths.status_file, trigger_seconds=stream.trigger_seconds)
+    paths.kill_file.unlink(missing_ok=True)  # meant for a driver before this one
+    status = StatusWriter(stream=stream.name, path=paths.status_file, trigger_seconds=stream.trigger_seconds,
+                          host=settings.host_name)
     plan = decode_plan(Registry(settings.schemas_dir), stream.subject)
     log.warning("stream %s: decode plan %s", stream.name, json.dumps(decode_plan_summary(plan)))
     status.doc["decode_plan"] = decode_plan_summary(plan)
@@ -163,13 +171,23 @@ def run_stream(
         on_batch = record_batch_gaps
 
     add_status_listener(spark, status, on_batch=on_batch)
-    table = decode(kafka_source(spark, settings, stream), plan, date_dt=True)
+    table = decode(kafka_source(spark, settings, stream), plan)
+    sink = None
+    if not debug_sink:
+        sink = IcebergBatchSink(spark, catalog_config(settings), stream, plan, paths.checkpoint)
+        created = sink.ensure_tables(table)
+        status.doc["tables"] = {name: catalog_config(settings).identifier(name) for name in stream.all_tables}
+        if created:
+            log.warning("stream %s: created tables %s", stream.name, ", ".join(created))
+    watchdog = Watchdog(stream=stream.name, kill_file=paths.kill_file, status=status,
+                        window_s=stream.health.max_idle_triggers * stream.trigger_seconds,
+                        startup_grace_s=STARTUP_GRACE_S)
+    watchdog.start()
     try:
-        queries = _run_queries(
-            table, stream, paths, status, available_now=available_now,
-            reader_record=_record_name(plan.reader.schema_json), debug_sink=debug_sink,
-        )
+        queries = _run_queries(table, stream, paths, status, available_now=available_now, sink=sink,
+                               debug_sink=debug_sink)
     finally:
+        watchdog.stop()
         _drain_listener_bus(spark)
         if lock is not None:
             lock.close()
@@ -184,16 +202,9 @@ def run_stream(
     paths.stop_file.unlink(missing_ok=True)
     if debug_sink == "memory":
         for query in queries:
-            spark.sql(f"select zone, reason, count(*) as n from {query.name} group by zone, reason").show()
+            spark.sql(f"select schema_version, reason, count(*) as n from {query.name} "
+                      "group by schema_version, reason").show()
     return 0
-
-
-def _record_name(reader_json: str) -> tuple[str, str]:
-    """(name, namespace) of the reader schema's record: what the Avro sink names its records."""
-    reader_doc = json.loads(reader_json)
-    full_name = reader_doc["name"]
-    namespace = reader_doc.get("namespace") or (full_name.rsplit(".", 1)[0] if "." in full_name else "")
-    return full_name.rsplit(".", 1)[-1], namespace
 
 
 def _run_queries(
@@ -203,16 +214,14 @@ def _run_queries(
     status: StatusWriter,
     *,
     available_now: bool,
-    reader_record: tuple[str, str],
+    sink: IcebergBatchSink | None,
     debug_sink: str | None,
 ) -> list[StreamingQuery]:
     """Start the queries and wait for them; restart in place after SPARK-55271, fail loudly otherwise."""
     restarts = 0
     while True:
         try:
-            queries = start_queries(
-                table, stream, paths, available_now=available_now, reader_record=reader_record, debug_sink=debug_sink
-            )
+            queries = start_queries(table, stream, paths, available_now=available_now, sink=sink, debug_sink=debug_sink)
         except Exception as exc:
             status.set_state(FAILED, error=str(exc).splitlines()[0])
             raise
@@ -242,7 +251,21 @@ def _run_queries(
                     f"`fail_on_data_loss: false` for {stream.name!r} in streams.yaml and run again; the gap "
                     f"is then recorded in {paths.gaps_file}"
                 ) from None
+            unavailable = catalog_unavailable_line(exc)
+            if unavailable is not None:
+                # the batch was not committed; the checkpoint re-runs it once the catalog answers
+                raise CatalogUnavailable(f"stream {stream.name!r} stopped: {unavailable}; it resumes from its "
+                                         "checkpoint when started again, nothing is lost") from None
             raise
+
+
+def catalog_unavailable_line(exc: BaseException) -> str | None:
+    """The sink's :class:`CatalogUnavailable` line inside a failed query's exception, if any."""
+    for line in str(exc).splitlines():
+        at = line.find(CATALOG_UNAVAILABLE)
+        if at >= 0:
+            return line[at:].strip()[:400]
+    return None
 
 
 #: In-place restarts allowed for SPARK-55271 per driver (one per recovery is what it takes).

@@ -4,6 +4,10 @@ The Kafka source commits no consumer-group offsets, so lag is computed from the 
 progress: per partition, the source's ``latestOffset`` minus the batch's ``endOffset``.
 Files are replaced atomically (temp + rename): the health sensor and ``kafkalake status``
 never read half a file.
+
+Beside ``status.json`` the listener keeps ``history.jsonl``, a bounded ring of the last batches
+(time, rows, rows/s, lag, duration): the operator views chart the last hour from it without
+asking Spark or Kafka anything.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafkalake._files import write_json_atomic
+from kafkalake._files import atomic_write, write_json_atomic
 
 RUNNING, STOPPED, FAILED, STARTING = "running", "stopped", "failed", "starting"
 #: what a reader concludes when a running driver's pid is gone (never written to the file)
@@ -24,6 +29,72 @@ DEAD = "dead"
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+#: the batch history's file name, next to ``status.json``
+HISTORY_FILE = "history.jsonl"
+#: the history keeps the batches of this many seconds...
+HISTORY_WINDOW_S = 3600.0
+#: ...and at most this many (a 1-second trigger: the last hour; the file stays under ~400 KB)
+HISTORY_MAX_BATCHES = 3600
+
+
+def history_file(status_file: Path) -> Path:
+    return status_file.with_name(HISTORY_FILE)
+
+
+class BatchHistory:
+    """The last batches of a stream, one JSON line each, replaced atomically after every batch.
+
+    Lines are kept serialised, so a write costs one join and one file replace however long
+    the ring is. A restarted driver carries on with the entries its predecessor left.
+    """
+
+    def __init__(self, path: Path, *, window_s: float = HISTORY_WINDOW_S,
+                 max_batches: int = HISTORY_MAX_BATCHES) -> None:
+        self.path, self.window_s = path, window_s
+        self._lines: deque[tuple[float, str]] = deque(maxlen=max_batches)
+        for entry in read_history(path, window_s=window_s):
+            self._lines.append((entry["t"], json.dumps(entry, sort_keys=True)))
+
+    def add(self, query: str, summary: dict[str, Any], *, now: float | None = None, write: bool = True) -> None:
+        """Append one batch (``write=False``: keep it in memory until the next write)."""
+        stamp = round(time.time() if now is None else now, 3)
+        entry = {
+            "t": stamp, "query": query, "batch": summary["batch_id"], "rows": summary["input_rows"],
+            "rps": summary["rows_per_second"], "lag": summary["lag"], "ms": summary["batch_duration_ms"],
+        }
+        self._lines.append((stamp, json.dumps(entry, sort_keys=True)))
+        while self._lines and self._lines[0][0] < stamp - self.window_s:
+            self._lines.popleft()
+        if write:
+            self.write()
+
+    def write(self) -> None:
+        atomic_write(self.path, "".join(line + "\n" for _, line in self._lines))
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+def read_history(path: Path, *, window_s: float | None = None, now: float | None = None) -> list[dict[str, Any]]:
+    """The entries of a history file, oldest first (those of the last ``window_s`` seconds)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:  # never written so (atomic replace), but a hand-edited file must not break a view
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("t"), (int, float)):
+            entries.append(entry)
+    if window_s is not None:
+        newest = (time.time() if now is None else now)
+        entries = [e for e in entries if e["t"] >= newest - window_s]
+    return entries
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
@@ -36,7 +107,8 @@ def read_status(path: Path) -> dict[str, Any] | None:
 def with_liveness(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` with state ``dead`` when it says running but its driver pid is gone (killed, crashed).
 
-    A driver killed with -9 cannot write its last state: only its pid tells.
+    A driver killed with -9 cannot write its last state: only its pid tells. (On the driver's
+    host only; the operator views judge staleness instead, which every host can see.)
     """
     from kafkalake.stream.driver import pid_alive
 
@@ -93,12 +165,15 @@ def progress_summary(progress: dict[str, Any]) -> dict[str, Any]:
 class StatusWriter:
     """Keeps one stream's status document (one entry per query/sink format) on disk."""
 
-    def __init__(self, *, stream: str, path: Path, trigger_seconds: float) -> None:
+    def __init__(self, *, stream: str, path: Path, trigger_seconds: float, host: str | None = None) -> None:
         self.path = path
+        self.history = BatchHistory(history_file(path))
         self.doc: dict[str, Any] = {
             "stream": stream,
             "state": STARTING,
             "pid": os.getpid(),
+            # where the pid means something; a supervisor on another host goes by the heartbeat
+            "host": host,
             "trigger_seconds": trigger_seconds,
             "started": now_iso(),
             "updated": now_iso(),
@@ -128,6 +203,7 @@ class StatusWriter:
         self.doc["last_progress_epoch"] = time.time()
         self.doc["lag"] = sum(q.get("lag", 0) for q in self.doc["queries"].values())
         self.flush()
+        self.history.add(name, summary)
 
     def on_idle(self, name: str) -> None:
         """No new data, but the query is alive and keeping up: that counts as progress."""

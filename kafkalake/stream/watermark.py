@@ -2,39 +2,35 @@
 
 Topics use LogAppendTime, so within a partition timestamps never go backwards. The stream's
 checkpoint says, per partition, the next offset it will read (everything before is committed
-in the sink). So every record with a timestamp before
+to its tables). So every record with a timestamp before
 
     min over partitions of (timestamp of the record at the committed offset,
                             or "now" when the partition is fully read)
 
-is in the landing zone: that is the stream's watermark. Hour H is closed when
+is in the tables: that is the stream's watermark. Hour H is closed when
 ``H.end + grace <= watermark`` — compaction and backfill touch only closed hours.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from kafkalake.config import Settings
 from kafkalake.errors import KafkalakeError
 from kafkalake.stream.config import StreamConfig, stream_paths
-
-if TYPE_CHECKING:
-    from kafkalake.lake.tables import TablePaths
 
 
 class WatermarkError(KafkalakeError):
     """The stream's watermark cannot be computed (Kafka does not answer for a committed offset)."""
 
 
-def stream_watermark(settings: Settings, stream: StreamConfig, fmt: str) -> datetime | None:
-    """Every record of ``stream`` with a timestamp before this is committed in its ``fmt``
-    sink. None before the stream committed its first batch."""
+def stream_watermark(settings: Settings, stream: StreamConfig) -> datetime | None:
+    """Every record of ``stream`` with a timestamp before this is committed to its tables.
+    None before the stream committed its first batch."""
     from kafkalake.kafka.topics import earliest_offsets, latest_offsets, record_timestamps
     from kafkalake.stream.checkpoint import checkpoint_resume_offsets
 
-    checkpoint = stream_paths(settings, stream).checkpoints[fmt]
+    checkpoint = stream_paths(settings, stream).checkpoint
     committed = checkpoint_resume_offsets(checkpoint)
     if committed is None:
         return None
@@ -56,21 +52,19 @@ class StreamNotStarted(KafkalakeError):
     """The stream never committed a batch, so no hour of its table is known to be closed."""
 
 
-def closed_before(
-    settings: Settings, stream: StreamConfig, paths: TablePaths, *, limit: datetime | None = None
-) -> datetime:
+def closed_before(settings: Settings, stream: StreamConfig, *, limit: datetime | None = None) -> datetime:
     """The end of the last hour compaction may touch: the stream's watermark minus grace.
 
-    ``limit`` can only lower it — except for a landing no stream has committed to (an import,
+    ``limit`` can only lower it — except for a table no stream has committed to (an import,
     a benchmark), where ``limit`` is the operator's statement that those hours are complete.
     """
-    mark = stream_watermark(settings, stream, paths.fmt)
+    mark = stream_watermark(settings, stream)
     if mark is None:
         if limit is None:
             raise StreamNotStarted(
-                f"stream {stream.name!r} has not committed a batch to its {paths.fmt} sink yet, so no hour is known "
+                f"stream {stream.name!r} has not committed a batch yet, so no hour is known "
                 f"to be closed; start it (`kafkalake stream run {stream.name}`) or pass --closed-before "
-                "for a static landing"
+                "for a table no stream feeds"
             )
         return limit
     mark -= timedelta(minutes=stream.compaction.grace_minutes)

@@ -1,4 +1,4 @@
-"""Test tooling that ships with the package: synthetic landing data and named crash points."""
+"""Test tooling that ships with the package: synthetic tables and named crash points."""
 
 from __future__ import annotations
 

@@ -1,117 +1,115 @@
-"""Generate a landing sink exactly as Spark's file sink lays it out — without Kafka or Spark.
+"""Stream tables with many small files per hour, made in seconds: for tests and benchmarks.
 
-Benchmarks need thousands of small files and tests need closed past hours; streaming them
-through Kafka would take minutes (and LogAppendTime only makes *current* hours). The files
-are Parquet with the landing schema of the fridge subject (reader v2), under
-``zone=landing/dt=…/hour=…``, committed by a ``_spark_metadata`` log in Spark's own format
-(a ``v1`` line, then one JSON line per file) — Spark, :mod:`kafkalake.lake.landing` and the read
-path treat them like any stream's output.
+A stream writes one file per micro-batch, Kafka partition and hour; compaction exists for
+that. Streaming a backlog through Kafka to get such a table takes minutes (and LogAppendTime
+only makes *current* hours), so :func:`generate_table` builds the Kafka rows a stream would
+read — Confluent-framed Avro values of the fridge fleet (30 % v1 writers), optionally some
+malformed ones, timestamps spread over past hours — in Spark, runs them through the stream's
+own decode (docs/architecture.md: One decode path) and appends them to the stream's Iceberg
+tables, created with the stream's own table specs. Each table gets one commit of
+``files_per_hour`` files in every hour: the same columns, the same partitioning, the same
+file formats as a stream's output, so compaction cannot tell them apart.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kafkalake.lake.tables import Hour
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
 
-#: Spark's file sink compacts its log every 10 batches (``<9>.compact``); stay below.
-MAX_LOG_BATCHES = 9
+    from kafkalake.config import Settings
+
+#: distinct encoded records per generated table; the rows cycle through them (offsets and
+#: timestamps stay unique), so a million-row table costs no more Python than a small one
+POOL_SIZE = 2_000
+#: share of malformed records (every kind of :data:`kafkalake.produce.fleet.GARBAGE_KINDS`) with ``garbage``
+GARBAGE_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
 class Generated:
-    files: int
-    rows: int
-    bytes: int
+    """What :func:`generate_table` appended: rows per table (good rows, quarantined rows)."""
+
+    tables: dict[str, int]
+    files_per_hour: int
+    hours: list[Hour]
 
 
-def _fridge_table(rows: int, hour: Hour, first_offset: int, rng: random.Random, partition: int) -> pa.Table:
-    import numpy as np
-    import pyarrow as pa
+def _kafka_rows(spark: SparkSession, settings: Settings, stream_name: str, hours: list[Hour], rows_per_hour: int,
+                *, garbage: bool, seed: int, first_offset: int) -> DataFrame:
+    """Kafka source rows (key, value, topic, partition, offset, timestamp) over ``hours``."""
+    from pyspark.sql import functions as F
 
-    start_us = int(hour.start.timestamp() * 1_000_000)
-    v1 = rng.random(rows) < 0.3
-    temperature = np.round(rng.normal(4.0, 1.5, rows), 2)
-    names = np.char.add("fridge-", rng.integers(0, 5000, rows).astype(str))
-    actions = np.array(["open", "close", "defrost", "alarm"])[rng.integers(0, 4, rows)]
-    stamps = np.sort(rng.integers(start_us, start_us + 3_600_000_000, rows))
-    return pa.table({
-        "name": pa.array(names, pa.string()),
-        "action": pa.array(actions, pa.string()),
-        "sendtime": pa.array((stamps // 1_000_000).astype(np.int32), pa.int32()),
-        "temperature": pa.array(np.where(v1, np.nan, temperature), pa.float64(), mask=v1),
-        "schema_id": pa.array(np.where(v1, 1, 2).astype(np.int32), pa.int32()),
-        "schema_version": pa.array(np.where(v1, 1, 2).astype(np.int32), pa.int32()),
-        "topic": pa.array(["fridge-events"] * rows, pa.string()),
-        "partition": pa.array(np.full(rows, partition, np.int32), pa.int32()),
-        "offset": pa.array(np.arange(first_offset, first_offset + rows, dtype=np.int64), pa.int64()),
-        "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
-        "reason": pa.nulls(rows, pa.string()),
-        "raw_key": pa.nulls(rows, pa.binary()),
-        "raw_value": pa.nulls(rows, pa.binary()),
-    })
+    from kafkalake.produce.fleet import fleet_from_registry
+    from kafkalake.schema.registry import Registry
+    from kafkalake.stream.config import get_stream
+
+    stream = get_stream(settings, stream_name)
+    fleet = fleet_from_registry(Registry(settings.schemas_dir), subject=stream.subject, devices=50,
+                                v1_fraction=0.3, garbage_fraction=GARBAGE_FRACTION if garbage else 0.0, seed=seed)
+    pool = [(key, bytes(value)) for key, value, _sid, _kind in fleet.messages(POOL_SIZE)]
+    values = spark.createDataFrame([(i, k, v) for i, (k, v) in enumerate(pool)], "i INT, key BINARY, value BINARY")
+    starts = F.array(*[F.lit(int(h.start.timestamp())) for h in hours])
+    step = 3600.0 / rows_per_hour
+    ids = spark.range(len(hours) * rows_per_hour).select(
+        (F.col("id") % len(pool)).cast("int").alias("i"),
+        (F.col("id") % 2).cast("int").alias("partition"),
+        (F.lit(first_offset) + F.col("id")).alias("offset"),
+        F.timestamp_seconds(F.element_at(starts, (F.col("id") / rows_per_hour).cast("int") + 1)
+                            + (F.col("id") % rows_per_hour) * F.lit(step)).alias("timestamp"),
+    )
+    return ids.join(F.broadcast(values), "i").select(
+        "key", "value", F.lit(stream.topics[0]).alias("topic"), "partition", "offset", "timestamp")
 
 
-def generate_landing(
-    sink: Path,
+def generate_table(
+    spark: SparkSession,
+    settings: Settings,
+    stream_name: str,
     hours: list[Hour],
     *,
     files_per_hour: int,
-    rows_per_file: int,
+    rows_per_hour: int,
+    garbage: bool = False,
     seed: int = 7,
-    batches: int = 3,
-    progress: Callable[[int, int], None] | None = None,
+    first_offset: int = 0,
 ) -> Generated:
-    """Write ``files_per_hour`` Parquet files of ``rows_per_file`` fridge rows into each hour of
-    a landing sink at ``sink`` and commit them in ``batches`` log files (appends to a sink this
-    function made before; offsets continue)."""
-    import numpy as np
-    import pyarrow.parquet as pq
+    """Append ``rows_per_hour`` fridge records per hour to the tables of ``stream_name`` (its
+    data tables, and its quarantine table when ``garbage``), ``files_per_hour`` files per hour
+    and table, one commit per table. ``spark`` must have the platform's catalog (its conf)."""
+    from kafkalake.catalog.config import catalog_config
+    from kafkalake.catalog.iceberg import ensure_table
+    from kafkalake.schema.registry import Registry
+    from kafkalake.stream.config import get_stream
+    from kafkalake.stream.decode import decode, decode_plan, quarantine_rows, table_rows
+    from kafkalake.stream.sink import table_specs
 
-    rng = np.random.default_rng(seed)
-    meta = sink / "_spark_metadata"
-    meta.mkdir(parents=True, exist_ok=True)
-    existing = sorted(int(p.name) for p in meta.iterdir() if p.name.isdigit())
-    first_batch = existing[-1] + 1 if existing else 0
-    if first_batch + batches > MAX_LOG_BATCHES:
-        raise ValueError(f"{sink}: at most {MAX_LOG_BATCHES} generated log batches (Spark compacts the log at 10)")
-    offset = sum(1 for _ in existing) * 10_000_000
-    entries: list[list[str]] = [[] for _ in range(batches)]
-    total_files = len(hours) * files_per_hour
-    done = rows = size = 0
-    for hour in hours:
-        folder = sink / "zone=landing" / hour.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(files_per_hour):
-            table = _fridge_table(rows_per_file, hour, offset, rng, partition=i % 2)
-            offset += rows_per_file
-            path = folder / f"part-{i:05d}-{uuid.uuid4()}.c000.snappy.parquet"
-            pq.write_table(table, path, compression="snappy")
-            stat = path.stat()
-            entries[done % batches].append(json.dumps({
-                "path": path.resolve().as_uri(), "size": stat.st_size, "isDir": False,
-                "modificationTime": int(stat.st_mtime * 1000), "blockReplication": 1,
-                "blockSize": 33554432, "action": "add",
-            }))
-            done += 1
-            rows += rows_per_file
-            size += stat.st_size
-            if progress:
-                progress(done, total_files)
-    for i, lines in enumerate(entries):
-        (meta / str(first_batch + i)).write_text("\n".join(["v1", *lines]) + "\n")
-    return Generated(done, rows, size)
+    stream = get_stream(settings, stream_name)
+    config = catalog_config(settings)
+    plan = decode_plan(Registry(settings.schemas_dir), stream.subject)
+    raw = _kafka_rows(spark, settings, stream_name, hours, rows_per_hour, garbage=garbage, seed=seed,
+                      first_offset=first_offset)
+    decoded = decode(raw, plan).cache()
+    try:
+        for spec in table_specs(stream, plan, decoded):
+            ensure_table(spark, config, spec)
+        counts: dict[str, int] = {}
+        outputs = [(name, table_rows(decoded, plan)) for name in stream.tables.values()]
+        if garbage:
+            outputs.append((stream.quarantine_table, quarantine_rows(decoded)))
+        for name, rows in outputs:
+            # round-robin: every task holds rows of every hour and writes one file per hour
+            rows.repartition(files_per_hour).writeTo(config.identifier(name)).append()
+            counts[name] = rows.count()
+    finally:
+        decoded.unpersist()
+    return Generated(counts, files_per_hour, list(hours))
 
 
 def hours_before(now: float | None = None, count: int = 3, *, gap: int = 2) -> list[Hour]:

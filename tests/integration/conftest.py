@@ -25,7 +25,8 @@ def own_platform(tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def lake_spark(platform_settings: Settings) -> Iterator[Any]:
-    """An in-process session with the platform's jars and conf (what spark-submit gives a job)."""
+    """An in-process session with the platform's jars and conf (what spark-submit gives a job).
+    Tests attach their own catalogs to it (``lake_helpers.attach_catalog``)."""
     import logging
 
     from pyspark.sql import SparkSession
@@ -34,8 +35,9 @@ def lake_spark(platform_settings: Settings) -> Iterator[Any]:
     from kafkalake.spark.submit import DEFAULT_CONF
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    builder = (SparkSession.builder.master("local[2]").appName("kafkalake-test-compaction")
-               .config("spark.jars", jvm.spark_jars_arg(platform_settings)).config("spark.ui.enabled", "false"))
+    builder = (SparkSession.builder.master("local[2]").appName("kafkalake-test-lake")
+               .config("spark.jars", jvm.spark_jars_arg(platform_settings)).config("spark.ui.enabled", "false")
+               .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"))
     for key, value in DEFAULT_CONF.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

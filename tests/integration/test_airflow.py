@@ -52,11 +52,14 @@ def test_dags_test_fails_when_the_job_fails(kafka: Settings, airflow_env_ready: 
     topic = f"dag-empty-{uuid.uuid4().hex[:8]}"
     create_topic(kafka.bootstrap_servers, topic)
     conf = json.dumps({"topic": topic, "expect_rows": 3})
-    env = {**airflow_env_ready, "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0"}
-    result = _airflow(env, "dags", "test", "kafkalake_platform_check", "-c", conf)
+    result = _airflow(airflow_env_ready, "dags", "test", "kafkalake_platform_check", "-c", conf)
     output = result.stdout + result.stderr
     assert "state=success" not in output
     assert "expected 3" in output
+    # exit 11 (CHECK_FAILED) is final: the task fails at once, its retry is never run
+    assert "connector_check exited with 11 (CHECK_FAILED): read 0 rows from kafka:" in output, output[-4000:]
+    assert "-- not retried" in output, output[-4000:]
+    assert "up_for_retry" not in output.lower(), output[-4000:]
 
 
 def test_invalid_param_is_rejected_by_the_form_schema(airflow_env_ready: dict[str, str]) -> None:
@@ -100,8 +103,9 @@ def test_up_prints_login_and_down_leaves_no_processes(own_platform: Settings) ->
         assert airflow_local.is_healthy(health), health
         assert kafka_local.status(settings).state == "up"
         status = run_cli(settings, "status", timeout=60)
-        assert status.stdout.count(" up ") == 2, status.stdout
-        assert set(sessions) == {"kafka", "airflow"}
+        assert status.stdout.count(" up ") == 3, status.stdout
+        assert "registry: up" in up.stdout and "registry   up" in status.stdout, status.stdout
+        assert set(sessions) == {"kafka", "registry", "airflow"}
         assert all(os.getsid(pid) == pid for pid in sessions.values())  # each service leads a session
         # the standalone's scheduler, api-server, LocalExecutor workers... are in its session
         assert len(_processes_in(sessions["airflow"])) > 5, _processes_in(sessions["airflow"])
@@ -110,11 +114,13 @@ def test_up_prints_login_and_down_leaves_no_processes(own_platform: Settings) ->
     assert down.returncode == 0, down.stderr
     left = {service: _processes_in(session) for service, session in sessions.items()}
     assert left == {service: [] for service in sessions}, down.stderr[-2000:]
-    for service in ("kafka", "airflow"):
+    for service in ("kafka", "registry", "airflow"):
         assert tagged_pids(proc_tag(service, settings.state_dir)) == []
     assert not port_in_use("127.0.0.1", settings.airflow_port)
     assert not port_in_use(*settings.bootstrap_host_port)
+    assert not port_in_use("127.0.0.1", settings.registry_port)
     assert run_cli(settings, "kafka", "status", timeout=60).returncode == 1
     again = run_cli(settings, "down", timeout=60)  # idempotent
     assert again.returncode == 0, again.stderr
-    assert "airflow: was not running" in again.stdout and "kafka: was not running" in again.stdout
+    for service in ("airflow", "registry", "kafka"):
+        assert f"{service}: was not running" in again.stdout, again.stdout

@@ -52,3 +52,24 @@ def test_kafka_fails_to_start(tmp_path: Path) -> None:
     _assert_clean_failure(result, settings, code=4, says="kafka exited with code")
     assert str(settings.logs_dir / "kafka.log") in result.stderr
     assert not port_in_use(*settings.bootstrap_host_port)
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"KAFKALAKE_CATALOG_URI": "thrift://metastore:9083"}, "is not a JDBC catalog URI"),
+    ({"KAFKALAKE_WAREHOUSE": "lake/warehouse"}, "KAFKALAKE_WAREHOUSE='lake/warehouse' must be an absolute path"),
+])
+def test_a_wrong_catalog_setting_stops_a_job_before_spark_starts(tmp_path: Path, env: dict[str, str],
+                                                                 says: str) -> None:
+    settings = make_settings(tmp_path / "state")
+    streams = tmp_path / "streams.yaml"
+    streams.write_text('{"streams": [{"name": "fridge", "topics": ["fridge"], "subject": "fridge"}]}')
+    result = run_cli(settings, "stream", "run", "fridge",
+                     env=cli_env(settings, KAFKALAKE_STREAMS_FILE=str(streams), **env), timeout=60)
+    _assert_clean_failure(result, settings, code=3, says=says)
+
+
+def test_reading_a_table_before_any_stream_created_the_catalog_is_one_line(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state")
+    result = run_cli(settings, "tables", timeout=60)
+    _assert_clean_failure(result, settings, code=3, says="no Iceberg catalog at")
+    assert "start a stream first" in result.stderr

@@ -1,44 +1,44 @@
-"""Compaction for real: real Spark, real files, kill -9 at every phase, a stream writing beside it.
+"""Compaction for real: real Spark and Iceberg, kill -9 at every phase, a live stream beside it.
 
-Two kinds of landing:
+Two kinds of tables:
 
-* generated (``kafkalake.testing.lakegen``): Spark-file-sink-shaped Parquet + ``_spark_metadata``
-  for hours in the past — fast, for the crash/corruption/idempotence cases (``--closed-before``
-  states the hours are complete, as for an imported landing);
+* generated (``kafkalake.testing.lakegen``): the stream's decode and tables, many small files
+  in past hours, made in one Spark job — for the merge, verification and crash cases
+  (``--closed-before`` states the hours are complete, as for a table no stream feeds);
 * streamed: records with past timestamps on a CreateTime topic through the real stream job
-  (Parquet + Avro sinks), so "closed" comes from the stream's checkpoint and Kafka.
+  (Parquet + Avro tables), so "closed" comes from the stream's checkpoint and Kafka.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kafkalake.compaction.plan import plan_table
+from kafkalake.catalog.config import catalog_config, open_catalog
+from kafkalake.compaction.merge import merge_hours
+from kafkalake.compaction.plan import hour_files, plan_table
 from kafkalake.compaction.run import compact_table
 from kafkalake.config import Settings
-from kafkalake.lake.manifest import read_manifest
-from kafkalake.lake.publish import CompactionError, Compactor, table_checksum
-from kafkalake.lake.read import read_table, read_table_arrow
+from kafkalake.lake.rewrite import VerifyError, checksums_by_hour, hours_filter, replace_hours, table_checksum
 from kafkalake.lake.tables import Hour, resolve_table
-from kafkalake.schema.registry import Registry
-from kafkalake.testing.lakegen import generate_landing, hours_before
-from tests.conftest import cli_env, run_cli
+from kafkalake.testing.lakegen import generate_table, hours_before
+from tests.conftest import cli_env, failure_lines, run_cli
 from tests.integration.lake_helpers import (
     arrow_state,
+    attach_catalog,
     create_time_topic,
-    lake_dirs,
     past_stamps,
     produce_at,
     table_settings,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -46,80 +46,171 @@ pytestmark = pytest.mark.integration
 FUTURE = "2100-01-01T00:00:00+00:00"
 
 
-def test_compaction_merges_verifies_publishes_and_a_second_run_does_nothing(
-    platform_settings: Settings, tmp_path: Path, lake_spark
-) -> None:
-    settings = table_settings(platform_settings, tmp_path, target_file_mb=1, row_group_mb=1)
-    stream, paths = resolve_table(settings, "fr")
-    hours = hours_before(count=3)
-    generate_landing(paths.landing, hours[:2], files_per_hour=6, rows_per_file=500)
-    generate_landing(paths.landing, hours[2:], files_per_hour=6, rows_per_file=25_000, seed=8)  # ~1.5 MiB: 2 files
-    before_spark = table_checksum(read_table(lake_spark, "fr", settings=settings))
-    before_arrow = arrow_state(settings)
-    assert before_spark[0] == before_arrow[0] == 6 * 500 * 2 + 6 * 25_000
-
-    report = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC),
-                           progress=lambda _: None)
-    totals = report["totals"]
-    assert totals["hours_compacted"] == 3 and totals["files_before"] == 18
-    by_hour = {h["hour"]: h for h in report["hours"]}
-    outputs = [by_hour[h.key]["output_files"] for h in hours]
-    assert outputs == [max(1, math.ceil(by_hour[h.key]["source_bytes"] / 2**20)) for h in hours]  # ceil(bytes / 1 MiB)
-    assert outputs[:2] == [1, 1] and outputs[2] >= 2
-    assert totals["rows"] == before_arrow[0]
-    # both readers: same rows, same content, no duplicates — now from the lake
-    assert table_checksum(read_table(lake_spark, "fr", settings=settings)) == before_spark
-    assert arrow_state(settings) == before_arrow
-    assert before_arrow[2] == before_arrow[0]
-    manifest = read_manifest(paths)
-    assert sorted(manifest["hours"]) == [h.key for h in hours]
-    # sorted within files by name, timestamp
-    import pyarrow.parquet as pq
-
-    first = pq.read_table(
-        paths.lake / manifest["hours"][hours[0].key]["dir"] / manifest["hours"][hours[0].key]["files"][0]
-    )
-    names = first["name"].to_pylist()
-    assert names == sorted(names)
-    # row groups of compaction.row_group_mb, not one per file: readers skip and split by them
-    big = manifest["hours"][hours[2].key]
-    groups = [pq.ParquetFile(paths.lake / big["dir"] / name).metadata.num_row_groups for name in big["files"]]
-    assert all(n >= 2 for n in groups), groups
-
-    again = compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
-    assert again["totals"]["hours_compacted"] == 0
-    assert {p["why"] for p in again["plan"]} == {"compacted, unchanged since"}
-    assert read_manifest(paths)["hours"] == manifest["hours"]
+def files_per_hour(settings: Settings, table: str) -> dict[str, int]:
+    return {h.key: len(files) for h, files in hour_files(settings, table)[1].items()}
 
 
-def test_cluster_by_puts_each_devices_rows_side_by_side_sorted_by_sort_by(
+def loaded(settings: Settings, table: str) -> Any:
+    return open_catalog(settings).load_table(f"{catalog_config(settings).namespace}.{table}")
+
+
+def snapshot_of(settings: Settings, table: str) -> int:
+    return loaded(settings, table).current_snapshot().snapshot_id
+
+
+def main_history(settings: Settings, table: str) -> list[dict[str, str]]:
+    """Summaries of the snapshots of ``main``, newest first (dropped branches' snapshots left out)."""
+    table_ = loaded(settings, table)
+    out, snapshot = [], table_.current_snapshot()
+    while snapshot is not None:
+        out.append(dict(snapshot.summary.additional_properties, operation=snapshot.summary.operation.value))
+        parent = snapshot.parent_snapshot_id
+        snapshot = table_.snapshot_by_id(parent) if parent is not None else None
+    return out
+
+
+def branches(settings: Settings, table: str) -> list[str]:
+    refs = loaded(settings, table).metadata.refs
+    return sorted(name for name, ref in refs.items()
+                  if name.startswith("kafkalake_") and ref.snapshot_ref_type.value == "branch")
+
+
+def kafkalake_refs(settings: Settings, table: str) -> list[str]:
+    """Every branch or tag a run made (a snapshot hold is a tag)."""
+    return sorted(name for name in loaded(settings, table).metadata.refs if name.startswith("kafkalake_"))
+
+
+def spark_state(spark: Any, settings: Settings, table: str) -> tuple[int, str]:
+    return table_checksum(spark.table(catalog_config(settings).identifier(table)))
+
+
+def test_compaction_merges_each_closed_hour_of_every_table_and_a_second_run_does_nothing(
     platform_settings: Settings, tmp_path: Path, lake_spark
 ) -> None:
     import pyarrow.parquet as pq
 
-    settings = table_settings(platform_settings, tmp_path, cluster_by=["name"], sort_by=["timestamp"])
-    stream, paths = resolve_table(settings, "fr")
-    hour = hours_before(count=1)
-    generate_landing(paths.landing, hour, files_per_hour=6, rows_per_file=2_000)
-    before = table_checksum(read_table(lake_spark, "fr", settings=settings))
+    settings = table_settings(platform_settings, tmp_path, sink_format="both", cluster_by=["name"],
+                              sort_by=["timestamp"])
+    attach_catalog(lake_spark, settings)
+    closed = hours_before(count=2)
+    current = Hour.of(datetime.now(UTC))
+    made = generate_table(lake_spark, settings, "fr", [*closed, current], files_per_hour=4, rows_per_hour=1500,
+                          garbage=True)
+    assert made.tables["fr_quarantine"] > 0
+    tables = ("fr", "fr_avro", "fr_quarantine")
+    before = {t: spark_state(lake_spark, settings, t) for t in tables}
+    closed_rows = {t: sum(f.rows for h in closed for f in hour_files(settings, t)[1][h]) for t in tables}
+    arrow_before = {t: arrow_state(settings, t) for t in ("fr", "fr_quarantine")}  # pyiceberg reads no Avro files
 
-    compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
-    entry = read_manifest(paths)["hours"][hour[0].key]
-    assert len(entry["files"]) == 1  # 12,000 rows, far below the target size: one file
-    table = pq.read_table(paths.lake / entry["dir"] / entry["files"][0])
-    names, stamps = table["name"].to_pylist(), table["timestamp"].to_pylist()
-    runs = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
-    assert len(runs) == len(set(names)) > 1_000  # one run per device: clustered, not just partly grouped
-    for start, end in zip(runs, [*runs[1:], len(names)], strict=True):
-        assert stamps[start:end] == sorted(stamps[start:end])
-    assert names != sorted(names)  # hash order, not name order (that is sort_by's job)
-    assert table_checksum(read_table(lake_spark, "fr", settings=settings)) == before
+    reports = {}
+    for table in tables:
+        stream, ref = resolve_table(settings, table)
+        reports[table] = compact_table(lake_spark, settings, stream, ref, closed_before=datetime.now(UTC),
+                                       progress=lambda _: None)
+    for table, report in reports.items():
+        assert report["totals"]["hours_compacted"] == 2 and report["totals"]["files_before"] == 8, table
+        assert report["totals"]["files_after"] == 2 and report["totals"]["rows"] == closed_rows[table] > 0
+        assert [(h["hour"], h["output_files"], h["output_rows"] == h["rows"]) for h in report["hours"]] == [
+            (h.key, 1, True) for h in closed]
+        assert [p["why"] for p in report["plan"] if p["action"] == "skip"] == ["open: the stream may still write it"]
+        assert files_per_hour(settings, table) == {closed[0].key: 1, closed[1].key: 1, current.key: 4}
+        assert spark_state(lake_spark, settings, table) == before[table], table  # same rows, same content
+    for table, state in arrow_before.items():
+        assert arrow_state(settings, table) == state and state[0] == state[2]  # every offset once
+    # clustered by name (one run of rows per device), sorted by timestamp within each run
+    listing = open_catalog(settings).load_table("lake.fr").inspect.files().to_pylist()
+    merged = max(listing, key=lambda f: f["record_count"])["file_path"]
+    names = pq.read_table(merged.removeprefix("file:"), columns=["name", "timestamp"]).to_pydict()
+    runs = [i for i, n in enumerate(names["name"]) if i == 0 or n != names["name"][i - 1]]
+    assert len(runs) == len(set(names["name"])) == 50
+    for start, end in zip(runs, [*runs[1:], len(names["name"])], strict=True):
+        assert names["timestamp"][start:end] == sorted(names["timestamp"][start:end])
 
-    (tmp_path / "typo").mkdir()
-    typo = table_settings(platform_settings, tmp_path / "typo", cluster_by=["device"])
-    with pytest.raises(CompactionError, match=r"compaction.cluster_by of fr: no column\(s\) device \(columns: name, "):
-        Compactor(lake_spark, resolve_table(typo, "fr")[0], paths,
-                  Registry(typo.schemas_dir).latest("fridge").schema_json)
+    snapshots = {t: snapshot_of(settings, t) for t in tables}
+    for table in tables:
+        stream, ref = resolve_table(settings, table)
+        again = compact_table(lake_spark, settings, stream, ref, closed_before=datetime.now(UTC),
+                              progress=lambda _: None)
+        assert again["totals"]["hours_compacted"] == 0
+        assert [p["why"].split(":")[0] for p in again["plan"]] == ["compacted", "compacted", "open"]
+    assert {t: snapshot_of(settings, t) for t in tables} == snapshots  # a no-op commits nothing
+
+
+def test_each_hour_gets_its_planned_file_count_in_one_commit(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
+    settings = table_settings(platform_settings, tmp_path)
+    attach_catalog(lake_spark, settings)
+    hours = hours_before(count=2)
+    generate_table(lake_spark, settings, "fr", hours, files_per_hour=6, rows_per_hour=600)
+    stream, ref = resolve_table(settings, "fr")
+    plan = plan_table(settings, stream, ref, closed_before=datetime.now(UTC))
+    plan.hours[0].outputs, plan.hours[1].outputs = 3, 2  # as a larger hour would plan
+    before = spark_state(lake_spark, settings, "fr")
+    commits = len(open_catalog(settings).load_table("lake.fr").snapshots())
+    rewrite = merge_hours(lake_spark, catalog_config(settings), stream, ref, plan, progress=lambda _: None)
+    assert files_per_hour(settings, "fr") == {hours[0].key: 3, hours[1].key: 2}
+    assert rewrite.published_snapshot == snapshot_of(settings, "fr")
+    assert len(open_catalog(settings).load_table("lake.fr").snapshots()) == commits + 1
+    assert spark_state(lake_spark, settings, "fr") == before
+    assert branches(settings, "fr") == []
+
+
+def test_a_failed_verification_publishes_nothing(platform_settings: Settings, tmp_path: Path, lake_spark) -> None:
+    settings = table_settings(platform_settings, tmp_path)
+    attach_catalog(lake_spark, settings)
+    hours = hours_before(count=2)
+    generate_table(lake_spark, settings, "fr", hours, files_per_hour=3, rows_per_hour=200)
+    config = catalog_config(settings)
+    source = lake_spark.table(config.identifier("fr")).where(hours_filter(hours))
+    expected = checksums_by_hour(source, source.columns)
+    snapshot, files = snapshot_of(settings, "fr"), files_per_hour(settings, "fr")
+
+    # the write lost a row: the branch's rows differ from the source's
+    with pytest.raises(VerifyError, match=r"verification failed for 1 hour\(s\).*nothing was published") as err:
+        replace_hours(lake_spark, config, "fr", source.where("NOT (`partition` = 0 AND `offset` = 0)"), expected,
+                      origin="compaction", progress=lambda _: None)
+    assert "\n" not in str(err.value)
+    # the source's figures were wrong (another content of the same row count)
+    wrong = {h: (rows, "0-0") for h, (rows, _sum) in expected.items()}
+    with pytest.raises(VerifyError, match="for 2 hour"):
+        replace_hours(lake_spark, config, "fr", source.coalesce(1), wrong, origin="compaction", progress=lambda _: None)
+    assert snapshot_of(settings, "fr") == snapshot and files_per_hour(settings, "fr") == files
+    assert branches(settings, "fr") == []
+
+
+def test_a_rewrite_publishes_after_the_streams_housekeeping_ran_past_its_fork_point(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
+    """A stream commits every trigger and keeps only its newest snapshots: while a rewrite is in
+    flight its housekeeping keeps every snapshot since the fork point, which the cherry-pick
+    walks to find files added to the rewritten hours; once the rewrite is done they expire."""
+    from kafkalake.catalog.iceberg import Housekeeping, housekeep, load_table
+    from kafkalake.lake.rewrite import held_snapshot
+
+    settings = table_settings(platform_settings, tmp_path)
+    attach_catalog(lake_spark, settings)
+    closed, live = hours_before(count=2, gap=3), hours_before(count=1, gap=0)
+    generate_table(lake_spark, settings, "fr", closed, files_per_hour=3, rows_per_hour=300)
+    config = catalog_config(settings)
+    keep_one = Housekeeping(every_commits=1, retain_last=1)
+    with held_snapshot(lake_spark, config, "fr", "compaction") as base:
+        for i in range(6):  # the stream appends to the live hour and housekeeps after each commit
+            generate_table(lake_spark, settings, "fr", live, files_per_hour=1, rows_per_hour=10, seed=20 + i,
+                           first_offset=10_000 + 10 * i)
+            done = housekeep(lake_spark, load_table(lake_spark, config, "fr"), "stream", keep_one)
+            assert done["expired"] == 0, done
+        rows = lake_spark.read.option("versionAsOf", str(base)).table(config.identifier("fr")).where(
+            hours_filter(closed)).repartition(1)
+        rewrite = replace_hours(lake_spark, config, "fr", rows, closed, origin="compaction", base_snapshot=base,
+                                progress=lambda _: None)
+    assert rewrite.published_snapshot is not None and rewrite.rows == 600
+    files = files_per_hour(settings, "fr")
+    assert [files[h.key] for h in closed] == [1, 1] and files[live[0].key] == 6
+    # nothing in flight: the same policy now expires all but the newest snapshot
+    done = housekeep(lake_spark, load_table(lake_spark, config, "fr"), "stream", keep_one)
+    assert done["expired"] >= 7, done
+    assert kafkalake_refs(settings, "fr") == []
 
 
 def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> None:
@@ -134,212 +225,170 @@ def test_checksum_is_order_independent_and_sees_nulls_and_values(lake_spark) -> 
     assert table_checksum(lake_spark.createDataFrame(swapped, "x INT, y INT, s STRING")) != base
     changed = [(1, None, "a"), (None, 1, "b"), (2, 4, None)]
     assert table_checksum(lake_spark.createDataFrame(changed, "x INT, y INT, s STRING")) != base
-    assert table_checksum(df.limit(2)) != base
     assert table_checksum(df.where("false")) == (0, "0-0")
 
 
-def test_open_single_file_and_empty_hours_are_skipped(platform_settings: Settings, tmp_path: Path) -> None:
-    settings = table_settings(platform_settings, tmp_path)
-    stream, paths = resolve_table(settings, "fr")
-    plan = plan_table(stream, paths, closed_before=datetime.now(UTC))
-    assert plan.hours == [] and "no landing hours" in plan.describe()[-1]
-    old, single, current = hours_before(count=2)[0], hours_before(count=2)[1], Hour.of(datetime.now(UTC))
-    generate_landing(paths.landing, [old, current], files_per_hour=3, rows_per_file=10, batches=1)
-    generate_landing(paths.landing, [single], files_per_hour=1, rows_per_file=10, batches=1, seed=9)
-    plan = {h.hour: (h.action, h.why) for h in plan_table(stream, paths, closed_before=datetime.now(UTC)).hours}
-    assert plan[old.key] == ("compact", "")
-    assert plan[single.key] == ("skip", "a single file: nothing to merge")
-    assert plan[current.key][0] == "skip" and plan[current.key][1].startswith("open")
-
-
-def test_a_corrupted_source_file_fails_loudly_and_publishes_nothing(
+def test_kill_9_at_every_phase_leaves_the_old_or_the_new_snapshot_and_the_next_run_finishes(
     platform_settings: Settings, tmp_path: Path, lake_spark
 ) -> None:
-    settings = table_settings(platform_settings, tmp_path)
-    stream, paths = resolve_table(settings, "fr")
+    settings = table_settings(platform_settings, tmp_path, orphan_grace_minutes=0)
+    attach_catalog(lake_spark, settings)
     hours = hours_before(count=2)
-    generate_landing(paths.landing, hours, files_per_hour=3, rows_per_file=200)
-    victim = sorted((paths.landing / "zone=landing" / hours[1].folder).glob("*.parquet"))[1]
-    victim.write_bytes(b"\x00garbage" * (victim.stat().st_size // 8))
-    with pytest.raises(CompactionError) as err:
-        compact_table(lake_spark, settings, stream, paths, closed_before=datetime.now(UTC), progress=lambda _: None)
-    message = str(err.value)
-    assert "nothing published" in message and "\n" not in message
-    assert not paths.manifest.exists()
-    assert lake_dirs(paths) == set()
-    assert not list(paths.journal_dir.glob("*.json"))
-
-
-def test_kill_9_at_every_phase_leaves_old_or_new_state_and_the_next_run_finishes(
-    platform_settings: Settings, tmp_path: Path
-) -> None:
-    settings = table_settings(platform_settings, tmp_path, reader_grace_minutes=0, landing_retention_hours=0)
-    _stream, paths = resolve_table(settings, "fr")
-    hours = hours_before(count=3)
-    generate_landing(paths.landing, hours[:2], files_per_hour=4, rows_per_file=300, batches=2)
-    original = arrow_state(settings)
+    generate_table(lake_spark, settings, "fr", hours, files_per_hour=4, rows_per_hour=300)
+    original, old_files = arrow_state(settings), files_per_hour(settings, "fr")
+    assert set(old_files.values()) == {4}
 
     def compact(fault: str | None) -> subprocess.CompletedProcess[str]:
-        extra = {"KAFKALAKE_FAULT": f"compact:{fault}"} if fault else {}
+        extra = {"KAFKALAKE_FAULT": f"compaction.{fault}"} if fault else {}
         return run_cli(settings, "compact", "fr", "--closed-before", FUTURE, env=cli_env(settings, **extra),
                        timeout=300)
 
-    for phase in ("plan", "write", "verify"):
+    left: list[str] = []
+    for phase in ("branch", "write", "verify"):
         result = compact(phase)
         assert result.returncode != 0, f"{phase}: the run was meant to die"
-        assert arrow_state(settings) == original, f"after a crash in {phase}"
-        assert not read_manifest(paths)["hours"], f"{phase}: nothing may be published before the publish phase"
-    assert lake_dirs(paths), "the crashed write left its files behind (the next run must roll them back)"
+        assert arrow_state(settings) == original, f"after a kill in {phase}"
+        assert files_per_hour(settings, "fr") == old_files, f"{phase}: nothing may be published before publish"
+        now = branches(settings, "fr")
+        assert len(now) == 1 and now[0] not in left, f"{phase}: the run drops the branch of the one before: {now}"
+        left = now
 
     result = compact("publish")
     assert result.returncode != 0
-    assert arrow_state(settings) == original  # now from the lake
-    published = read_manifest(paths)["hours"]
-    assert sorted(published) == [h.key for h in hours[:2]]
-    # every rolled-back version is gone; only the published ones remain
-    assert lake_dirs(paths) == {e["dir"] for e in published.values()}
-
-    # a new closed hour arrives; the next run dies while cleaning up
-    generate_landing(paths.landing, hours[2:], files_per_hour=4, rows_per_file=300, batches=1, seed=11)
-    grown = arrow_state(settings)
-    assert grown[0] == original[0] + 1200
-    result = compact("cleanup")
-    assert result.returncode != 0
-    assert arrow_state(settings) == grown
+    assert arrow_state(settings) == original
+    assert set(files_per_hour(settings, "fr").values()) == {1}  # published: the new snapshot
+    assert len(branches(settings, "fr")) == 1  # killed before dropping its branch
 
     result = compact(None)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "recovered: run" in result.stdout
-    assert arrow_state(settings) == grown
-    manifest = read_manifest(paths)
-    assert sorted(manifest["hours"]) == [h.key for h in hours]
-    assert lake_dirs(paths) == {e["dir"] for e in manifest["hours"].values()}
-    assert not list(paths.journal_dir.glob("*.json"))
-    # retention 0: landing files of compacted hours are gone; the commit log is untouched
-    assert all(e.get("landing_removed") for e in manifest["hours"].values())
-    assert not list((paths.landing / "zone=landing").rglob("*.parquet"))
-    assert (paths.landing / "_spark_metadata" / "0").exists()
-    assert arrow_state(settings) == grown
+    assert "recovered: dropped branch kafkalake_compaction_" in result.stdout
+    assert "nothing to compact" in result.stdout
+    assert kafkalake_refs(settings, "fr") == []  # no branch and no snapshot hold left
+    assert arrow_state(settings) == original
+    assert set(files_per_hour(settings, "fr").values()) == {1}
+    history = main_history(settings, "fr")
+    assert [s.get("deleted-data-files") for s in history if s.get("replace-partitions") == "true"] == ["8"]
 
 
-# --------------------------------------------------------------------------- streamed landings
+# --------------------------------------------------------------------------- streamed tables
 
-def test_compaction_dag_compacts_parquet_and_avro_and_reports(
-    kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path
+def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def test_compaction_dag_compacts_parquet_and_avro_and_an_hour_range_touches_only_its_hours(
+    kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path, lake_spark
 ) -> None:
-    import fastavro
-
-    from kafkalake.schema.registry import Registry
-
     topic = create_time_topic(kafka)
     settings = table_settings(kafka, tmp_path, "fridge", topic=topic, sink_format="both")
     hours = hours_before(count=2)
-    produced = produce_at(kafka, topic, past_stamps(hours, 2000))
+    produced = produce_at(kafka, topic, past_stamps(hours, 1000))
     run = run_cli(settings, "stream", "run", "fridge", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    attach_catalog(lake_spark, settings)
+    before = {t: spark_state(lake_spark, settings, t) for t in ("fridge", "fridge_avro")}
+    arrow_before = arrow_state(settings, "fridge")
+    assert before["fridge"][0] == before["fridge_avro"][0] == arrow_before[0] == produced
+    small = {t: files_per_hour(settings, t) for t in ("fridge", "fridge_avro")}
+    assert all(n > 1 for files in small.values() for n in files.values()), small
 
-    env = {**airflow_env_ready, **{k: v for k, v in settings.to_env().items()
-                                   if k in ("KAFKALAKE_STREAMS_FILE", "KAFKALAKE_LAKE_ROOT", "KAFKALAKE_STATE_DIR")}}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction",
-         "-c", json.dumps({"table": "all"})],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+    # the DAG, restricted to the first hour (what a backfill run of that hour's date does)
+    env = {**airflow_env_ready, **settings.to_env()}
+    result = _airflow(env, "dags", "test", "compaction", "-c",
+                      json.dumps({"hour_from": hours[0].start.isoformat(), "hour_to": hours[0].start.isoformat()}))
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "state=success" in output, output[-6000:]
-    assert "2 hour(s) compacted" in output  # the report task's log, per table
+    assert "fridge (parquet): 1 hour(s) compacted" in output and "fridge_avro (avro): 1 hour(s) compacted" in output
     reports = list((settings.state_dir / "reports" / "compaction").glob("*.json"))
     assert len(reports) == 1
     assert reports[0].with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(reports[0].read_text())
-    assert {(t["table"], t["format"]) for t in doc["tables"]} == {("fridge", "parquet"), ("fridge", "avro")}
-    for table in doc["tables"]:
-        assert table["totals"]["rows"] == produced
-        assert table["totals"]["files_after"] < table["totals"]["files_before"]
+    assert {(t["table"], t["format"]) for t in doc["tables"]} == {
+        ("fridge", "parquet"), ("fridge_avro", "avro"), ("fridge_quarantine", "quarantine")}
+    for t in ("fridge", "fridge_avro"):
+        assert files_per_hour(settings, t) == {hours[0].key: 1, hours[1].key: small[t][hours[1].key]}
 
-    # Parquet lake read without Spark; Avro lake read by fastavro with the registry schema
-    rows, _digest, unique = arrow_state(settings, "fridge")
-    assert rows == unique == produced
-    _stream, avro_paths = resolve_table(settings, "fridge.avro")
-    reader = Registry(settings.schemas_dir).latest("fridge").parsed
-    records = []
-    for entry in read_manifest(avro_paths)["hours"].values():
-        for name in entry["files"]:
-            with open(avro_paths.lake / entry["dir"] / name, "rb") as handle:
-                records += list(fastavro.reader(handle, reader_schema=reader))
-    assert len(records) == produced
-    assert sum(r["temperature"] is None for r in records) == sum(1 for i in range(produced) if i % 50 < 15)
+    # the CLI, every closed hour: the second hour now, the first skipped
+    result = run_cli(settings, "compact", timeout=600)
+    assert result.returncode == 0, failure_lines(result)
+    assert "fridge (parquet): 1 hour(s) compacted, 1 skipped" in result.stdout
+    for t in ("fridge", "fridge_avro"):
+        assert files_per_hour(settings, t) == {hours[0].key: 1, hours[1].key: 1}
+        assert spark_state(lake_spark, settings, t) == before[t]  # Spark SQL reads the Avro table
+    assert arrow_state(settings, "fridge") == arrow_before  # pyiceberg the Parquet one
+    assert len(list((settings.state_dir / "reports" / "compaction").glob("*.png"))) == 2
 
-    # a second run of the DAG is a no-op
-    again = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "compaction",
-         "-c", json.dumps({"dry_run": True})],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
-    assert "compacted, unchanged since" in again.stdout + again.stderr
+    # and once more: nothing to do, nothing committed
+    snapshots = {t: snapshot_of(settings, t) for t in ("fridge", "fridge_avro")}
+    stream, ref = resolve_table(settings, "fridge_avro")
+    from kafkalake.stream.watermark import closed_before
+
+    again = compact_table(lake_spark, settings, stream, ref, closed_before=closed_before(settings, stream),
+                          progress=lambda _: None)
+    assert again["totals"]["hours_compacted"] == 0 and again["totals"]["hours_skipped"] == 2
+    assert {t: snapshot_of(settings, t) for t in ("fridge", "fridge_avro")} == snapshots
 
 
-def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Settings, tmp_path: Path) -> None:
+def test_compaction_beside_a_live_stream_loses_nothing_and_publishes(kafka: Settings, tmp_path: Path,
+                                                                     lake_spark) -> None:
+    """And any engine reads the table meanwhile: Spark SQL, time travel, pyiceberg into DuckDB,
+    a row-level delete of one device (docs/architecture.md: Any engine reads the lake)."""
     topic = create_time_topic(kafka)
     settings = table_settings(kafka, tmp_path, "live", topic=topic, grace_minutes=0)
     closed = hours_before(count=2)
-    closed_rows = produce_at(kafka, topic, past_stamps(closed, 1500))
-    log = (tmp_path / "stream.log").open("w")
+    produced = [produce_at(kafka, topic, past_stamps(closed, 1000))]
+    log_path = tmp_path / "stream.log"
+    log = log_path.open("w")
     driver = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "live"],
                               env=cli_env(settings), stdout=log, stderr=subprocess.STDOUT)
-    produced = [closed_rows]
     stop = threading.Event()
-    problems: list[str] = []
-    counts: list[int] = []
 
     def keep_producing() -> None:
+        seed = 10
         while not stop.is_set():
-            produced[0] += produce_at(kafka, topic, [datetime.now(UTC)] * 200, seed=len(counts))
+            produced[0] += produce_at(kafka, topic, [datetime.now(UTC)] * 100, seed=seed)
+            seed += 1
             time.sleep(0.5)
 
-    def keep_reading() -> None:
-        while not stop.is_set():
-            try:
-                table = read_table_arrow("live", settings=settings)
-            except FileNotFoundError as exc:  # a reader must never see a vanished file
-                problems.append(f"reader failed: {exc}")
-                continue
-            keys = list(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True))
-            in_closed = sum(1 for d, h in zip(table["dt"].to_pylist(), table["hour"].to_pylist(), strict=True)
-                            if Hour(d, h) in closed)
-            if len(keys) != len(set(keys)):
-                problems.append(f"duplicates: {len(keys) - len(set(keys))}")
-            if counts and in_closed not in (0, closed_rows):
-                problems.append(f"closed hours have {in_closed} rows, expected {closed_rows}")
-            counts.append(len(keys))
-            time.sleep(0.2)
+    def closed_rows() -> bool:
+        assert driver.poll() is None, log_path.read_text()[-3000:]
+        try:
+            files = hour_files(settings, "live")[1]
+        except Exception:  # the table is created when the stream starts
+            return False
+        return sum(f.rows for h in closed for f in files.get(h, [])) == produced[0]
 
+    producer = threading.Thread(target=keep_producing)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and len(read_table_arrow("live", settings=settings)) < closed_rows:
-            assert driver.poll() is None, (tmp_path / "stream.log").read_text()[-3000:]
-            time.sleep(1)
-        threads = [threading.Thread(target=keep_producing), threading.Thread(target=keep_reading)]
-        for thread in threads:
-            thread.start()
-        result = run_cli(settings, "compact", "live", timeout=300)
-        time.sleep(2)
+        wait_for("the closed hours in the table", closed_rows, 240, every=2, log=log_path)
+        small = files_per_hour(settings, "live")
+        assert all(small[h.key] > 1 for h in closed), small
+        ident = catalog_config(settings).identifier("live")
+        attach_catalog(lake_spark, settings)
+        lake_spark.sql(f"ALTER TABLE {ident} CREATE TAG before_compaction")  # a tag outlives expiry
+        rows_before = lake_spark.sql(f"SELECT count(*) FROM {ident} VERSION AS OF 'before_compaction'").first()[0]
+        assert rows_before == produced[0]
+        producer.start()
+        result = run_cli(settings, "compact", "live", timeout=400)
+        time.sleep(3)  # the stream commits a few more batches after the compaction's commit
         stop.set()
-        for thread in threads:
-            thread.join(60)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert "2 hour(s) compacted" in result.stdout
-        assert not problems, problems[:5]
-        assert len(counts) > 3 and counts == sorted(counts)  # never goes backwards: nothing vanishes
-        # the stream catches up: every produced record exactly once
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and arrow_state(settings, "live")[0] < produced[0]:
-            time.sleep(1)
+        producer.join(60)
+        (tmp_path / "compact.log").write_text(result.stdout + result.stderr)
+        assert result.returncode == 0, failure_lines(result)
+        assert "live (parquet): 2 hour(s) compacted" in result.stdout
+        assert driver.poll() is None, log_path.read_text()[-3000:]  # the stream never failed
+        files = files_per_hour(settings, "live")
+        assert [files[h.key] for h in closed] == [1, 1]
+
+        def caught_up() -> bool:
+            assert driver.poll() is None, log_path.read_text()[-3000:]
+            return arrow_state(settings, "live")[0] >= produced[0]
+
+        wait_for("the stream to catch up", caught_up, 180, every=2, log=log_path)
         rows, _digest, unique = arrow_state(settings, "live")
-        assert rows == unique == produced[0]
-        _stream, paths = resolve_table(settings, "live")
-        assert sorted(read_manifest(paths)["hours"]) == [h.key for h in closed]
+        assert rows == unique == produced[0]  # every Kafka offset exactly once
+        _read_like_any_engine(lake_spark, settings, ident, rows_before, driver, log_path)
     finally:
         stop.set()
         run_cli(settings, "stream", "stop", "live")
@@ -348,3 +397,34 @@ def test_readers_stay_exact_while_compaction_runs_beside_a_live_stream(kafka: Se
         except subprocess.TimeoutExpired:
             driver.kill()
         log.close()
+
+
+def _read_like_any_engine(spark: Any, settings: Settings, ident: str, rows_before: int,
+                          driver: subprocess.Popen, log_path: Path) -> None:
+    """Spark SQL and DuckDB (through pyiceberg) on the table the live stream keeps appending to."""
+    import duckdb
+
+    from tests.integration.lake_helpers import arrow_table
+
+    assert spark.sql(f"SELECT count(*) FROM {ident} VERSION AS OF 'before_compaction'").first()[0] == rows_before
+    newest = spark.sql(f"SELECT snapshot_id, committed_at, summary['total-records'] AS total FROM {ident}.snapshots "
+                       "ORDER BY committed_at DESC LIMIT 1").first()
+    assert spark.sql(f"SELECT count(*) FROM {ident} VERSION AS OF {newest['snapshot_id']}").first()[0] == int(
+        newest["total"])
+    moment = newest["committed_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert spark.sql(f"SELECT count(*) FROM {ident} TIMESTAMP AS OF '{moment}'").first()[0] == int(newest["total"])
+    con = duckdb.connect()
+    con.register("live", arrow_table(settings, "live"))
+    total, unique = con.execute('SELECT count(*), count(DISTINCT (partition, "offset")) FROM live').fetchone()
+    assert total == unique >= rows_before
+    # "remove device X's data": one DELETE while the stream appends, one commit
+    device = spark.sql(f"SELECT key FROM {ident} LIMIT 1").first()["key"]
+    others_before = spark.sql(f"SELECT count(*) FROM {ident} WHERE key != X'{bytes(device).hex()}'").first()[0]
+    spark.sql(f"DELETE FROM {ident} WHERE key = X'{bytes(device).hex()}'")
+    deleted_at = spark.sql(f"SELECT snapshot_id FROM {ident}.snapshots WHERE operation IN ('overwrite', 'delete') "
+                           "ORDER BY committed_at DESC LIMIT 1").first()["snapshot_id"]
+    at_delete = f"{ident} VERSION AS OF {deleted_at}"
+    assert spark.sql(f"SELECT count(*) FROM {at_delete} WHERE key = X'{bytes(device).hex()}'").first()[0] == 0
+    assert spark.sql(f"SELECT count(*) FROM {at_delete} WHERE key != X'{bytes(device).hex()}'").first()[0] >= \
+        others_before
+    assert driver.poll() is None, log_path.read_text()[-3000:]  # the stream kept going through all of it

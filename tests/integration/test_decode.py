@@ -39,12 +39,14 @@ def test_every_garbage_kind_and_an_id_beyond_int_range_are_quarantined_with_thei
     assert len(out) == len(values)  # nothing dropped
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
     landed = [out[i] for i in range(len(good))]
-    assert all(r["zone"] == "landing" and r["name"] and r["schema_version"] in (1, 2) for r in landed)
+    assert all(r["reason"] is None and r["value"] is None and r["name"] and r["schema_version"] in (1, 2)
+               for r in landed)
+    assert all(bytes(r["key"]) == b"k" for r in out.values())  # the Kafka key on every row
     assert {r["schema_version"] for r in landed} == {1, 2}
     assert all((r["temperature"] is None) == (r["schema_version"] == 1) for r in landed)
     quarantined = [out[i] for i in range(len(good), len(values))]
-    assert all(r["zone"] == "quarantine" and r["name"] is None for r in quarantined)
-    assert [bytes(r["raw_value"]) if r["raw_value"] is not None else None for r in quarantined] == \
+    assert all(r["reason"] is not None and r["name"] is None for r in quarantined)
+    assert [bytes(r["value"]) if r["value"] is not None else None for r in quarantined] == \
         [v for v, _r in values[len(good):]]
     assert out[len(values) - 2]["schema_id"] == 7_000_000  # an unknown id that fits is kept for the operator
 
@@ -73,38 +75,6 @@ def test_a_schema_with_an_array_gets_every_body_reason(lake_spark, tmp_path) -> 
     assert [len(out[i]["values"]) for i in range(len(good))] == [i % 4 for i in range(20)]
 
 
-def test_dt_and_hour_are_the_utc_hour_of_the_kafka_timestamp_and_dt_is_never_null(lake_spark) -> None:
-    """hour_columns is integer arithmetic on epoch micros: it must agree with Spark's own UTC
-    date/hour at hour and day edges, before 1970 too, and declare dt non-null (a nullable string
-    partition column makes Spark's file writer copy every row once more)."""
-    from pyspark.sql import functions as F
-
-    from kafkalake.stream.decode import NULL_PARTITION, hour_columns
-
-    hour, day = 3_600_000_000, 86_400_000_000
-    micros = [0, -1, 1, hour - 1, hour, day - 1, day, -day, -day - 1, 1_764_470_000_123_456, 1_767_225_599_999_999]
-    micros += [m * 7_919_000_003_001 for m in range(-400, 400)]  # 1970 +- 100 years in odd steps
-    frame = lake_spark.createDataFrame([(m,) for m in micros], "m long").select(
-        F.timestamp_micros("m").alias("timestamp")
-    )
-    frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
-    expected_zone = lake_spark.conf.get("spark.sql.session.timeZone")
-    assert expected_zone == "UTC"  # the reference columns below are UTC only in a UTC session
-    out = frame.select("timestamp", *hour_columns("timestamp"),
-                       F.date_format("timestamp", "yyyy-MM-dd").alias("dt_ref"), F.hour("timestamp").alias("hour_ref"))
-
-    nullable = {f.name: f.nullable for f in out.schema.fields}
-    assert nullable["dt"] is False and dict(out.dtypes)["hour"] == "int"
-    rows = out.collect()
-    assert len(rows) == len(micros) + 1
-    for r in rows:
-        if r["timestamp"] is None:
-            assert (r["dt"], r["hour"]) == (NULL_PARTITION, None)
-        else:
-            assert (r["dt"], r["hour"]) == (r["dt_ref"], r["hour_ref"]), r["timestamp"]
-    assert {r["dt"] for r in rows} >= {"1969-12-31", "1970-01-01", "1970-01-02", "2025-12-31"}
-
-
 def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(lake_spark, tmp_path) -> None:
     """PERMISSIVE mode gives a failed decode as a record of nulls, which a record whose fields
     are all nullable can really be: the decode's own success field must tell them apart."""
@@ -127,7 +97,7 @@ def test_a_record_of_only_nullable_fields_tells_a_failed_decode_from_a_real_one(
     rows = decode(_crafted_rows(lake_spark, [v for v, _r in values]), decode_plan(registry, "maybe")).collect()
     out = {r["offset"]: r for r in rows}
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason in values]
-    assert [out[i]["a"] for i in range(2)] == [None, "hi"] and out[0]["zone"] == "landing"
+    assert [out[i]["a"] for i in range(2)] == [None, "hi"] and out[0]["reason"] is None
 
 
 def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_marker(lake_spark) -> None:
@@ -148,29 +118,6 @@ def test_trailing_bytes_of_every_length_are_found_also_when_they_mimic_the_end_m
     assert [out[i]["reason"] for i in range(len(good))] == [None] * len(good)
     assert {out[i]["reason"] for i in range(len(good), len(values))} == {"TRAILING_BYTES"}
     assert len(out) == len(values)
-
-
-def test_a_date_dt_names_the_same_partition_folders_as_the_string_one(lake_spark, tmp_path) -> None:
-    """The stream job writes ``dt`` as a DATE (no string formatted per row): the sink's folders
-    must be the very ones the string ``dt`` names, a null timestamp's included."""
-    from pyspark.sql import functions as F
-
-    from kafkalake.stream.decode import NULL_PARTITION, hour_columns
-
-    stamps = [0, -1, 1_764_470_000_123_456, 86_400_000_000 * 20_000]
-    frame = lake_spark.createDataFrame([(m,) for m in stamps], "m long").select(
-        F.timestamp_micros("m").alias("timestamp")
-    )
-    frame = frame.union(lake_spark.createDataFrame([(None,)], "timestamp timestamp"))
-    folders = {}
-    for kind in ("string", "date"):
-        out = frame.select("timestamp", *hour_columns("timestamp", date=kind == "date"))
-        assert dict(out.dtypes)["dt"] == kind
-        out.write.partitionBy("dt", "hour").parquet(str(tmp_path / kind))
-        folders[kind] = sorted(str(p.relative_to(tmp_path / kind)) for p in (tmp_path / kind).glob("dt=*/hour=*"))
-    assert folders["date"] == folders["string"] and len(folders["date"]) == len(stamps) + 1
-    assert f"dt={NULL_PARTITION}/hour={NULL_PARTITION}" in folders["date"]
-    assert {"dt=1969-12-31/hour=23", "dt=2024-10-04/hour=0", "dt=2025-11-30/hour=2"} < set(folders["date"])
 
 
 EVOLUTIONS = {
@@ -219,7 +166,7 @@ def test_each_evolution_gives_every_writer_version_its_rows_and_reasons(lake_spa
 
     assert [out[i]["reason"] for i in range(len(values))] == [reason for _v, reason, _n in values]
     landed = [(out[i], number) for i, (_v, reason, number) in enumerate(values) if reason is None]
-    assert len(landed) == 12 and all(r["zone"] == "landing" and r["schema_version"] == n for r, n in landed)
+    assert len(landed) == 12 and all(r["reason"] is None and r["schema_version"] == n for r, n in landed)
     assert sorted(r["n"] for r, n in landed if n == 1) == [i * 1000 - 3 for i in range(6)]
     if evolution == "added_required_field":
         assert {r["count"] for r, n in landed} == {7, 3} and all(r["count"] == (7 if n == 1 else 3) for r, n in landed)

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from kafkalake.config import Settings
+from kafkalake.errors import ExitCode
 from kafkalake.kafka.topics import create_topic
 from kafkalake.spark.submit import run_job
 
@@ -47,6 +48,6 @@ def test_wrong_row_count_fails_the_job(kafka: Settings) -> None:
     topic = f"spark-empty-{uuid.uuid4().hex[:8]}"
     create_topic(kafka.bootstrap_servers, topic)
     result = run_job(kafka, "connector_check", ["--topic", topic, "--expect-rows", "7"], capture=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.CHECK_FAILED
     # spark-submit's PythonRunner merges the driver's stderr into its own stdout
     assert f"error: read 0 rows from kafka:{topic}, expected 7" in result.stdout

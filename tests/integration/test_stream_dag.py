@@ -4,6 +4,8 @@
     DAG: topics checked, the Spark job lands every record, the health sensor ends with it.
 (b) the health sensor kills a driver that hangs (SIGSTOP: no progress) and the stream then
     restarts from its checkpoint and carries on.
+(c) `airflow dags test` of a stream whose checkpoint another driver holds: run_stream fails
+    once, without retries, and says why on an ERROR line.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import pytest
 
 from kafkalake.config import Settings
 from kafkalake.kafka.topics import TopicError, create_topic
-from kafkalake.lake.landing import read_landing
 from kafkalake.stream.config import get_stream, stream_paths
 from kafkalake.stream.status import read_status
 from tests.conftest import cli_env, run_cli
+from tests.integration.lake_helpers import arrow_table
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +84,23 @@ def test_dags_test_runs_a_bounded_stream_and_lands_every_record(
     assert "--available-now" in output  # the param reached spark-submit
     assert f"{topic}-0: end offset" in output  # check_topics logged the end offsets
 
-    landing = settings.lake_root / "landing" / "parquet" / "fridge"
-    rows = duckdb.connect().execute(
-        f"select count(*), count(distinct (partition, \"offset\")) "
-        f"from read_parquet('{landing}/zone=landing/**/*.parquet', hive_partitioning=true)"
-    ).fetchone()
-    assert rows == (2000, 2000)
+    con = duckdb.connect()
+    con.register("fridge", arrow_table(settings, "fridge"))
+    assert con.execute('select count(*), count(distinct (partition, "offset")) from fridge').fetchone() == (2000, 2000)
     status = read_status(stream_paths(settings, get_stream(settings, "fridge")).status_file)
     assert status["state"] == "stopped" and status["available_now"] is True
+
+
+def _rows(settings: Settings, table: str) -> int:
+    """Rows of ``table`` through pyiceberg; 0 before the stream created it."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from kafkalake.catalog.config import CatalogError
+
+    try:
+        return arrow_table(settings, table).num_rows
+    except (CatalogError, NoSuchTableError):
+        return 0
 
 
 def test_missing_topic_fails_check_with_the_command_to_create_it(
@@ -129,7 +140,7 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
     _produce(settings, topic, 1000)
 
     def batch_id(doc: dict | None) -> int:
-        return (doc or {}).get("queries", {}).get(f"{name}_parquet", {}).get("batch_id", -1)
+        return (doc or {}).get("queries", {}).get(name, {}).get("batch_id", -1)
 
     def start_driver(log: Path) -> subprocess.Popen:
         with open(log, "w") as out:
@@ -168,8 +179,8 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
                   timeout=180, alive=second, log=log2)
         assert not paths.stop_file.exists()  # the new driver cleared the old request
         _produce(settings, topic, 500, seed=1000)
-        _wait_for("all 1,500 records in the landing zone",
-                  lambda: read_landing(paths.landing["parquet"]).num_rows == 1500, timeout=120, alive=second, log=log2)
+        _wait_for("all 1,500 records in the table",
+                  lambda: _rows(settings, name) == 1500, timeout=120, alive=second, log=log2)
         # batch ids continue from the checkpoint (the listener reports a batch after its commit)
         _wait_for("the restarted driver's status to report its batches",
                   lambda: batch_id(read_status(paths.status_file)) > stalled_at, timeout=30, alive=second, log=log2)
@@ -182,7 +193,7 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
         assert StreamHealthSensor(task_id="health", stream=name, poke_interval=1).execute(context=paused) is None
         assert second.wait(timeout=120) == 0
         assert read_status(paths.status_file)["state"] == "stopped"
-        table = read_landing(paths.landing["parquet"], columns=["partition", "offset"])
+        table = arrow_table(settings, name).select(["partition", "offset"])
         keys = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True))
         assert len(keys) == 1500  # exactly once
     finally:
@@ -190,3 +201,63 @@ def test_health_sensor_kills_a_stalled_driver_and_the_stream_restarts(
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)
                 driver.wait(timeout=30)
+
+
+def _task_tries(airflow_env: dict[str, str], dag_id: str, task_id: str) -> list[tuple[str, int]]:
+    """(state, try_number) of every try of ``task_id``: the current one plus the history of retries."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as conn:
+            tries = []
+            for table in ("task_instance_history", "task_instance"):
+                tries += [tuple(row) for row in conn.execute(
+                    sqlalchemy.text(f"select state, try_number from {table} where dag_id = :d and task_id = :t"),
+                    {"d": dag_id, "t": task_id},
+                )]
+            return sorted(tries, key=lambda row: row[1])
+    finally:
+        engine.dispose()
+
+
+def test_dags_test_fails_a_held_checkpoint_once_with_the_reason(
+    kafka: Settings, airflow_env_ready: dict[str, str], tmp_path: Path
+) -> None:
+    """Another driver holds the checkpoint: run_stream fails at once, no retry, the job's reason
+    on an ERROR line (what the DAG page's "Recent Failed Task Logs" shows)."""
+    from kafkalake.stream.job import acquire_driver_lock
+
+    name = f"busy_{uuid.uuid4().hex[:6]}"
+    topic = f"busy-{uuid.uuid4().hex[:8]}"
+    settings = _stream_settings(kafka, tmp_path, name, topic)
+    create_topic(kafka.bootstrap_servers, topic, partitions=1)
+    paths = stream_paths(settings, get_stream(settings, name))
+    env = {**airflow_env_ready, **{k: v for k, v in settings.to_env().items()
+                                   if k in ("KAFKALAKE_STREAMS_FILE", "KAFKALAKE_LAKE_ROOT", "KAFKALAKE_STATE_DIR")}}
+
+    lock = acquire_driver_lock(paths.driver_lock, name)  # "the other driver": this test process
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "dags", "test", f"stream_{name}",
+             "-c", json.dumps({"available_now": True})],
+            env=env, capture_output=True, text=True, timeout=600, check=False,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        lock.close()
+    output = result.stdout + result.stderr
+    assert "state=failed" in output, output[-5000:]
+
+    # once: no retry (the first retry would come 30 s later and show up as a second try)
+    assert _task_tries(airflow_env_ready, f"stream_{name}", "run_stream") == [("failed", 1)], output[-5000:]
+    assert _task_tries(airflow_env_ready, f"stream_{name}", "health") == [("success", 1)]
+    assert elapsed < 300, f"took {elapsed:.0f}s"
+
+    # the reason: the job's own line, with the exit code's name, at ERROR level
+    reason = (f"stream_ingest exited with 5 (STREAM_BUSY): stream {name!r} is already running "
+              f"(driver pid {os.getpid()} holds {paths.driver_lock})")
+    error_lines = [line for line in output.splitlines() if reason in line and "error" in line.lower()[:80]]
+    assert error_lines, output[-5000:]
+    assert "not retried" in error_lines[0] and "unpause" in error_lines[0]

@@ -1,4 +1,4 @@
-"""The streaming ingest job end to end: real Kafka, real spark-submit, files read back three ways."""
+"""The streaming ingest job end to end: real Kafka, real spark-submit, Iceberg tables read back three ways."""
 
 from __future__ import annotations
 
@@ -9,55 +9,29 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kafkalake.config import Settings
 from kafkalake.kafka.topics import create_topic
-from kafkalake.lake.landing import committed_files, read_landing
 from kafkalake.schema.registry import Registry
 from kafkalake.stream.config import get_stream, stream_paths
 from kafkalake.stream.status import read_status
 from kafkalake.wire.decoder import Decoder
 from kafkalake.wire.framing import DecodeError
 from tests.conftest import cli_env, consume_all, run_cli
+from tests.integration.lake_helpers import arrow_table, attach_catalog, table_settings
 
 pytestmark = pytest.mark.integration
 
 
 def _stream_settings(kafka: Settings, tmp_path: Path, name: str, topic: str, **options: object) -> Settings:
-    doc = {"streams": [{"name": name, "topics": [topic], "subject": "fridge", "starting_offsets": "earliest",
-                        "trigger": "1 second", **options}]}
-    streams_file = tmp_path / "streams.yaml"
-    streams_file.write_text(json.dumps(doc))  # JSON is YAML
-    return kafka.with_overrides(streams_file=streams_file, lake_root=tmp_path / "lake", state_dir=tmp_path / "state")
+    return table_settings(kafka, tmp_path, name, topic=topic, stream={"max_offsets_per_trigger": None, **options})
 
 
 def _env(settings: Settings) -> dict[str, str]:
     return cli_env(settings)
-
-
-@pytest.fixture(scope="module")
-def spark(platform_settings: Settings) -> Iterator[object]:
-    """A plain local Spark session to read the landing zone the way Spark readers do. It
-    names the jars too: pytest runs every module in one JVM, whose classpath is fixed by the
-    first session, and later modules call from_avro."""
-    import logging
-
-    from pyspark.sql import SparkSession
-
-    from kafkalake.spark import jvm
-
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # its __del__ logs after pytest closed stderr
-    session = (
-        SparkSession.builder.master("local[1]").appName("kafkalake-test-reader")
-        .config("spark.jars", jvm.spark_jars_arg(platform_settings))
-        .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def _kafka_messages(settings: Settings, topic: str, expected: int) -> dict[tuple[int, int], bytes]:
@@ -65,7 +39,7 @@ def _kafka_messages(settings: Settings, topic: str, expected: int) -> dict[tuple
 
 
 def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(
-    kafka: Settings, tmp_path: Path, spark
+    kafka: Settings, tmp_path: Path, lake_spark
 ) -> None:
     topic = f"mixed-{uuid.uuid4().hex[:8]}"
     settings = _stream_settings(kafka, tmp_path, "mixed", topic)
@@ -78,11 +52,10 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(
 
     run = run_cli(settings, "stream", "run", "mixed", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    landing = stream_paths(settings, get_stream(settings, "mixed")).landing["parquet"]
 
-    # Spark (honours _spark_metadata, the file sink's commit log)
-    table = spark.read.parquet(str(landing))
-    rows = table.where("zone = 'landing'")
+    # Spark SQL on the catalog
+    catalog = attach_catalog(lake_spark, settings)
+    rows = lake_spark.table(f"{catalog}.lake.mixed")
     assert rows.count() == 20_000
     assert rows.select("topic", "partition", "offset").distinct().count() == 20_000
     by_version = {r["schema_version"]: r["n"]
@@ -90,8 +63,10 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(
     assert by_version == {1: 6_000, 2: 14_000}
     assert rows.where("schema_version = 1 and temperature is not null").count() == 0  # v1 rows carry the default
     assert rows.where("schema_version = 2 and temperature is null").count() == 0
-    assert rows.where("name is null or raw_value is not null or reason is not null").count() == 0
-    quarantine = table.where("zone = 'quarantine'")
+    assert rows.where("name is null or key is null").count() == 0
+    assert rows.where("cast(key as string) != name").count() == 0  # the fleet keys each record by its device
+    assert {f.name for f in rows.schema.fields} >= {"headers", "schema_id", "topic", "partition", "offset"}
+    quarantine = lake_spark.table(f"{catalog}.lake.mixed_quarantine")
     assert quarantine.count() == 500
 
     # The JVM's reason for every quarantined record equals the Python decoder's (one definition)
@@ -107,32 +82,30 @@ def test_mixed_stream_lands_every_record_once_and_quarantines_every_bad_one(
     assert got == expected
     assert set(got.values()) == {"EMPTY", "SHORT_HEADER", "BAD_MAGIC", "UNKNOWN_SCHEMA_ID", "TRUNCATED", "CORRUPT",
                                  "TRAILING_BYTES"}
-    raw = {(r["partition"], r["offset"]): bytes(r["raw_value"] or b"")
-           for r in quarantine.select("partition", "offset", "raw_value").collect()}
+    raw = {(r["partition"], r["offset"]): bytes(r["value"] or b"")
+           for r in quarantine.select("partition", "offset", "value").collect()}
     kafka_values = _kafka_messages(settings, topic, 20_500)
     assert all(raw[k] == kafka_values[k] for k in raw)  # raw bytes kept as they arrived
 
-    # An independent reader (DuckDB over the files) agrees
+    # pyiceberg (no JVM) into DuckDB agrees
     import duckdb
 
     con = duckdb.connect()
-    counts = dict(con.execute(
-        f"select zone, count(*) from read_parquet('{landing}/zone=*/*/*/*.parquet', hive_partitioning=true) "
-        "group by zone"
-    ).fetchall())
-    assert counts == {"landing": 20_000, "quarantine": 500}
-    # pyarrow over the committed files only (kafkalake.lake.landing: the non-Spark read path)
-    assert read_landing(landing).num_rows == 20_000
-    assert read_landing(landing, zone="quarantine").num_rows == 500
+    con.register("fridge", arrow_table(settings, "mixed"))
+    con.register("quarantined", arrow_table(settings, "mixed_quarantine"))
+    assert con.execute('select count(*), count(distinct (partition, "offset")) from fridge').fetchone() == (20_000,
+                                                                                                       20_000)
+    assert con.execute("select count(*) from quarantined").fetchone() == (500,)
 
     status = read_status(stream_paths(settings, get_stream(settings, "mixed")).status_file)
     assert status["state"] == "stopped" and status["lag"] == 0
     # where the last batch's time went, as Spark split it: the tasks and the sink (addBatch) within the trigger
-    phases = status["queries"]["mixed_parquet"]["durations_ms"]
+    phases = status["queries"]["mixed"]["durations_ms"]
     assert 0 < phases["addBatch"] <= phases["triggerExecution"] and "queryPlanning" in phases
 
 
-def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path, spark) -> None:
+def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settings, tmp_path: Path) -> None:
+    """Table and quarantine table together: every offset in exactly one of them, once."""
     topic = f"crash-{uuid.uuid4().hex[:8]}"
     settings = _stream_settings(kafka, tmp_path, "crash", topic, max_offsets_per_trigger=4000)
     create_topic(kafka.bootstrap_servers, topic, partitions=2)
@@ -143,7 +116,7 @@ def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settin
     def produce(count: int) -> None:
         nonlocal total
         result = run_cli(settings, "produce", "--topic", topic, "--count", str(count), "--workers", "1",
-                         "--seed", str(total), timeout=300)
+                         "--seed", str(total), "--inject-garbage", "0.01", timeout=300)
         assert result.returncode == 0, result.stderr
         total += count
 
@@ -152,11 +125,11 @@ def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settin
         log = open(tmp_path / f"driver-{crash}.log", "w")
         driver = subprocess.Popen([sys.executable, "-m", "kafkalake.cli", "stream", "run", "crash"],
                                   env=_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        before = (read_status(paths.status_file) or {}).get("queries", {}).get("crash_parquet", {}).get("batch_id", -1)
+        before = (read_status(paths.status_file) or {}).get("queries", {}).get("crash", {}).get("batch_id", -1)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:  # let it commit two batches past where it started
             doc = read_status(paths.status_file) or {}
-            if doc.get("queries", {}).get("crash_parquet", {}).get("batch_id", -1) >= before + 2:
+            if doc.get("queries", {}).get("crash", {}).get("batch_id", -1) >= before + 2:
                 break
             assert driver.poll() is None, (tmp_path / f"driver-{crash}.log").read_text()[-3000:]
             time.sleep(0.2)
@@ -170,10 +143,13 @@ def test_sigkill_three_times_still_lands_every_record_exactly_once(kafka: Settin
 
     finish = run_cli(settings, "stream", "run", "crash", "--available-now", timeout=600)
     assert finish.returncode == 0, finish.stdout[-3000:] + finish.stderr[-3000:]
-    rows = spark.read.parquet(str(paths.landing["parquet"])).where("zone = 'landing'")
-    assert total == 70_000
-    assert rows.count() == total
-    assert rows.select("topic", "partition", "offset").distinct().count() == total
+    good, bad = arrow_table(settings, "crash"), arrow_table(settings, "crash_quarantine")
+    coordinates = [(p, o) for t in (good, bad)
+                   for p, o in zip(t["partition"].to_pylist(), t["offset"].to_pylist(), strict=True)]
+    from kafkalake.kafka.topics import latest_offsets
+
+    assert total == 70_000 and good.num_rows == total and bad.num_rows > 0
+    assert len(coordinates) == len(set(coordinates)) == sum(latest_offsets(kafka.bootstrap_servers, [topic]).values())
 
 
 def test_a_second_driver_on_the_same_checkpoint_is_refused(kafka: Settings, tmp_path: Path) -> None:
@@ -194,10 +170,10 @@ def test_a_second_driver_on_the_same_checkpoint_is_refused(kafka: Settings, tmp_
         assert first.poll() is None  # the first driver is untouched
         # the empty topic keeps it idle: reported under the query's name, though Spark's idle
         # event carries only the query's id
-        while "idle_since" not in (read_status(paths.status_file) or {}).get("queries", {}).get("busy_parquet", {}):
+        while "idle_since" not in (read_status(paths.status_file) or {}).get("queries", {}).get("busy", {}):
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.3)
-        assert list(read_status(paths.status_file)["queries"]) == ["busy_parquet"]
+        assert list(read_status(paths.status_file)["queries"]) == ["busy"]
         # graceful stop at a batch boundary
         assert run_cli(settings, "stream", "stop", "busy").returncode == 0
         assert first.wait(timeout=120) == 0
@@ -208,31 +184,25 @@ def test_a_second_driver_on_the_same_checkpoint_is_refused(kafka: Settings, tmp_
             os.killpg(first.pid, signal.SIGKILL)
 
 
-def test_avro_sink_is_readable_with_the_registry_schema(kafka: Settings, tmp_path: Path) -> None:
-    import fastavro
-
+def test_avro_sink_is_a_table_of_avro_data_files(kafka: Settings, tmp_path: Path, lake_spark) -> None:
     topic = f"avro-{uuid.uuid4().hex[:8]}"
-    settings = _stream_settings(kafka, tmp_path, "avrosink", topic, sink_format="avro")
+    settings = _stream_settings(kafka, tmp_path, "avrosink", topic, sink_format="both")
     create_topic(kafka.bootstrap_servers, topic)
     assert run_cli(settings, "produce", "--topic", topic, "--count", "3000", "--workers", "1").returncode == 0
     run = run_cli(settings, "stream", "run", "avrosink", "--available-now", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    landing = stream_paths(settings, get_stream(settings, "avrosink")).landing["avro"]
-    committed = [str(f) for f in committed_files(landing)]
-    assert committed, f"nothing committed in {landing}"
-    reader_schema = Registry(settings.schemas_dir).latest("fridge").parsed
-    records = []
-    for path in committed:
-        if "zone=landing" not in path:
-            continue
-        with open(path, "rb") as handle:
-            records += list(fastavro.reader(handle, reader_schema=reader_schema))
-    assert len(records) == 3000
-    assert set(records[0]) == {"name", "action", "sendtime", "temperature"}
-    assert sum(1 for r in records if r["temperature"] is None) == 900  # 30 % of devices on v1
+    catalog = attach_catalog(lake_spark, settings)
+    formats = {r[0]: r[1] for r in lake_spark.sql(
+        f"select file_format, sum(record_count) from {catalog}.lake.avrosink_avro.files group by 1").collect()}
+    assert formats == {"AVRO": 3000}
+    parquet = lake_spark.sql(f"select file_format, sum(record_count) from {catalog}.lake.avrosink.files group by 1")
+    assert {r[0]: r[1] for r in parquet.collect()} == {"PARQUET": 3000}
+    rows = lake_spark.table(f"{catalog}.lake.avrosink_avro")
+    assert {"name", "action", "sendtime", "temperature"} <= set(rows.columns)
+    assert rows.where("temperature is null").count() == 900  # 30 % of devices on v1
 
 
-def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path, spark) -> None:
+def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Settings, tmp_path: Path) -> None:
     from kafkalake.kafka.topics import delete_records_before, latest_offsets
 
     topic = f"loss-{uuid.uuid4().hex[:8]}"
@@ -248,7 +218,8 @@ def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Se
     assert loud.returncode == 6, loud.stdout[-2000:] + loud.stderr[-2000:]
     assert "fail_on_data_loss: false" in loud.stdout + loud.stderr
 
-    accepting = _stream_settings(kafka, tmp_path, "loss", topic, fail_on_data_loss=False)
+    accepting = _stream_settings(kafka, tmp_path, "loss", topic, fail_on_data_loss=False).with_overrides(
+        catalog_name=settings.catalog_name)
     ok = run_cli(accepting, "stream", "run", "loss", "--available-now", timeout=600)
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     paths = stream_paths(accepting, get_stream(accepting, "loss"))
@@ -256,8 +227,7 @@ def test_data_loss_is_loud_by_default_and_a_recorded_gap_when_accepted(kafka: Se
     assert [g["gaps"] for g in gaps] == [[{"topic_partition": f"{topic}-0", "from_offset": 1000, "to_offset": 1500,
                                            "missing": 500}]]
     assert gaps[0]["detected"] == "start"
-    rows = spark.read.parquet(str(paths.landing["parquet"])).where("zone = 'landing'")
-    assert rows.count() == 1500  # 1000 before the gap + 500 after it
+    assert arrow_table(accepting, "loss").num_rows == 1500  # 1000 before the gap + 500 after it
     assert latest_offsets(kafka.bootstrap_servers, [topic]) == {f"{topic}-0": 2000}
 
 
@@ -268,5 +238,5 @@ def test_console_debug_sink_prints_decoded_rows_and_lands_nothing(kafka: Setting
     assert run_cli(settings, "produce", "--topic", topic, "--count", "20", "--workers", "1").returncode == 0
     run = run_cli(settings, "stream", "run", "debug", "--available-now", "--debug-sink", "console", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "Batch: 0" in run.stdout and "fridge-00000" in run.stdout and "|landing" in run.stdout
-    assert not (settings.lake_root / "landing").exists()
+    assert "Batch: 0" in run.stdout and "fridge-00000" in run.stdout
+    assert not list(settings.lake_root.rglob("*.parquet"))  # no table was written

@@ -1,6 +1,9 @@
 """docker-compose.yaml: the multi-node shape stays consistent with the code and with itself.
 
-No Docker here: these tests read the file and check what a reviewer would check by eye.
+No Docker here: these tests validate the file against the Compose specification's JSON schema
+(tests/fixtures/compose-spec.json, its origin in compose-spec.SOURCE) and check what a reviewer
+would check by eye: the 3-broker KRaft quorum, Spark master + 2 workers, PostgreSQL behind
+Airflow and the catalog, healthchecks and start order.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -17,23 +21,33 @@ from kafkalake.config import ENV_VARS
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
+COMPOSE_SPEC = REPO / "tests" / "fixtures" / "compose-spec.json"
+COMPOSE_SPEC_SOURCE = REPO / "tests" / "fixtures" / "compose-spec.SOURCE"
 
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+SPARK_WORKERS = ("spark-worker-1", "spark-worker-2")
+REGISTRY = "schema-registry"
 REQUIRED_SERVICES = {
-    "kafka",
+    *BROKERS,
     "spark-master",
-    "spark-worker",
+    *SPARK_WORKERS,
     "postgres",
+    REGISTRY,
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
 }
 AIRFLOW_SERVICES = sorted(s for s in REQUIRED_SERVICES if s.startswith("airflow-"))
+#: services that run kafkalake code and so share x-kafkalake-common's settings
+KAFKALAKE_SERVICES = ["spark-master", *SPARK_WORKERS, REGISTRY, *AIRFLOW_SERVICES]
 CODE_FOLDERS = ("dags", "spark_jobs", "schemas", "plugins")
 SHARED_SETTINGS = (
     "KAFKALAKE_BOOTSTRAP_SERVERS",
     "KAFKALAKE_SPARK_MASTER",
     "KAFKALAKE_LAKE_ROOT",
+    "KAFKALAKE_CATALOG_URI",
+    "KAFKALAKE_WAREHOUSE",
     "KAFKALAKE_SCHEMAS_DIR",
     "KAFKALAKE_STATE_DIR",
 )
@@ -140,7 +154,7 @@ def test_shared_anchor_sets_the_platform_settings(compose: dict[str, Any], servi
     for name in SHARED_SETTINGS:
         assert env.get(name), f"x-kafkalake-common does not set {name}"
     # Every service running kafkalake code sees the same values.
-    for name in ["spark-master", "spark-worker", *AIRFLOW_SERVICES]:
+    for name in KAFKALAKE_SERVICES:
         service_env = env_of(services[name])
         for key in SHARED_SETTINGS:
             assert service_env.get(key) == env[key], f"{name}: {key}"
@@ -182,7 +196,7 @@ def test_lake_volume_shared_by_spark_worker_and_airflow(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
     assert "lake" in (compose.get("volumes") or {}), "`lake` must be a named volume"
-    for name in ["spark-worker", *AIRFLOW_SERVICES]:
+    for name in [*SPARK_WORKERS, *AIRFLOW_SERVICES]:
         env = env_of(services[name])
         mounts = mounts_of(services[name])
         assert mounts.get(env["KAFKALAKE_LAKE_ROOT"]) == "lake", f"{name} does not mount the lake volume"
@@ -230,3 +244,142 @@ def test_no_pip_install_at_container_start(services: dict[str, Any]) -> None:
         for key in ("command", "entrypoint"):
             assert "pip install" not in as_text(service.get(key)), f"{name}.{key}"
         assert not env_of(service).get("_PIP_ADDITIONAL_REQUIREMENTS"), name
+
+
+# --- the Compose specification -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+def test_compose_spec_fixture_names_its_source() -> None:
+    source = COMPOSE_SPEC_SOURCE.read_text()
+    assert "github.com/compose-spec/compose-go" in source
+    assert re.search(r"\bv2\.\d+\.\d+\b", source), "the vendored schema's version"
+    assert json.loads(COMPOSE_SPEC.read_text())["title"] == "Compose Specification"
+
+
+def test_file_follows_the_compose_specification(
+    compose: dict[str, Any], compose_validator: jsonschema.protocols.Validator
+) -> None:
+    errors = [f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+              for error in compose_validator.iter_errors(compose)]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("where", "broken"),
+    [
+        ("a misspelt service key", {"healthchek": {"test": ["CMD", "true"]}}),
+        ("a depends_on condition Compose does not know", {"depends_on": {"postgres": {"condition": "healthy"}}}),
+        ("a healthcheck without a test list or string", {"healthcheck": {"test": 1}}),
+    ],
+)
+def test_the_schema_refuses_what_compose_refuses(
+    compose: dict[str, Any], compose_validator: jsonschema.protocols.Validator, where: str, broken: dict[str, Any]
+) -> None:
+    doc = json.loads(json.dumps(compose))
+    doc["services"]["postgres"].update(broken)
+    assert not compose_validator.is_valid(doc), where
+
+
+# --- the multi-node shape ------------------------------------------------------------------
+
+
+def test_three_kraft_nodes_form_one_three_voter_quorum(services: dict[str, Any]) -> None:
+    envs = {name: env_of(services[name]) for name in BROKERS}
+    node_ids = {name: env["KAFKA_NODE_ID"] for name, env in envs.items()}
+    assert len(set(node_ids.values())) == 3, node_ids
+    assert len({env["CLUSTER_ID"] for env in envs.values()}) == 1, "one cluster id"
+    quorums = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs.values()}
+    assert len(quorums) == 1, "every node must name the same voters"
+    voters = dict(voter.split("@", 1) for voter in quorums.pop().split(","))
+    assert len(voters) == 3
+    for name, env in envs.items():
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller", name
+        assert voters[node_ids[name]].rpartition(":")[0] == name, f"{name} is not the voter of its node id"
+        controller_port = voters[node_ids[name]].rpartition(":")[2]
+        assert f"CONTROLLER://:{controller_port}" in env["KAFKA_LISTENERS"], name
+        assert f"PLAINTEXT://{name}:9092" in env["KAFKA_ADVERTISED_LISTENERS"], name
+
+
+def test_brokers_replicate_three_ways_with_min_isr_two(services: dict[str, Any]) -> None:
+    for name in BROKERS:
+        env = env_of(services[name])
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3", name
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2", name
+        for internal in ("OFFSETS_TOPIC", "TRANSACTION_STATE_LOG", "SHARE_COORDINATOR_STATE_TOPIC"):
+            assert env[f"KAFKA_{internal}_REPLICATION_FACTOR"] == "3", f"{name}: {internal}"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2", name
+
+
+def test_each_broker_keeps_its_own_log_volume(services: dict[str, Any]) -> None:
+    sources = [mounts_of(services[name]).get(env_of(services[name])["KAFKA_LOG_DIRS"]) for name in BROKERS]
+    assert all(sources) and len(set(sources)) == 3, sources
+
+
+def test_bootstrap_servers_list_every_broker(compose: dict[str, Any]) -> None:
+    servers = env_of(compose["x-kafkalake-common"])["KAFKALAKE_BOOTSTRAP_SERVERS"].split(",")
+    assert sorted(server.rpartition(":")[0] for server in servers) == sorted(BROKERS)
+
+
+def test_spark_master_and_two_workers(services: dict[str, Any]) -> None:
+    master_command = as_text(services["spark-master"]["command"])
+    assert "org.apache.spark.deploy.master.Master" in master_command
+    master_url = env_of(services["spark-master"])["KAFKALAKE_SPARK_MASTER"]
+    workers = [name for name, service in services.items()
+               if "org.apache.spark.deploy.worker.Worker" in as_text(service.get("command"))]
+    assert sorted(workers) == sorted(SPARK_WORKERS)
+    for name in workers:
+        command = services[name]["command"]
+        assert command[-1] == master_url, name
+        assert services[name]["depends_on"]["spark-master"]["condition"] == "service_healthy"
+
+
+def test_start_order_waits_for_healthy_dependencies(services: dict[str, Any]) -> None:
+    """The scheduler runs the Spark drivers: Kafka, the master and the workers are up first."""
+    scheduler = services["airflow-scheduler"]["depends_on"]
+    for dependency in [*BROKERS, "spark-master", *SPARK_WORKERS, "airflow-apiserver", "postgres"]:
+        assert scheduler.get(dependency, {}).get("condition") == "service_healthy", dependency
+    assert services["airflow-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_postgres_backs_airflow_and_the_catalog(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    pg_env = env_of(services["postgres"])
+    database = pg_env["POSTGRES_DB"]
+    catalog_uri = env_of(compose["x-kafkalake-common"])["KAFKALAKE_CATALOG_URI"]
+    assert catalog_uri.startswith(f"jdbc:postgresql://postgres:5432/{database}"), catalog_uri
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        sql_conn = env_of(services[name])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert re.fullmatch(rf"postgresql\+psycopg2://{pg_env['POSTGRES_USER']}:[^@]+@postgres(:5432)?/{database}",
+                            sql_conn), f"{name}: {sql_conn}"
+
+
+def test_schema_registry_serves_the_registry_folder(services: dict[str, Any]) -> None:
+    registry = services[REGISTRY]
+    assert as_text(registry["command"]).endswith("kafkalake.cli registry serve")
+    env = env_of(registry)
+    assert env["KAFKALAKE_REGISTRY_HOST"] == "0.0.0.0"  # reachable from the other containers
+    assert mounts_of(registry).get(env["KAFKALAKE_SCHEMAS_DIR"]) == "./schemas"
+    port = env["KAFKALAKE_REGISTRY_PORT"]
+    assert f"{port}:{port}" in registry["ports"]
+    assert port in as_text(registry["healthcheck"]["test"])
+    # the others reach it by its service name
+    for name in AIRFLOW_SERVICES:
+        assert env_of(services[name])["KAFKALAKE_REGISTRY_HOST"] == REGISTRY, name
+
+
+def test_host_ports_do_not_collide(services: dict[str, Any]) -> None:
+    """Spark's master UI listens on 8080 in its container; on the host 8080 is Airflow's, 8081 the registry's."""
+    published: dict[str, str] = {}
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            host_port = str(port).rsplit(":", 1)[0].rpartition(":")[2]
+            assert host_port not in published, f"{name} and {published.get(host_port)} both publish {host_port}"
+            published[host_port] = name
+    assert published["8080"] == "airflow-apiserver" and published["8081"] == REGISTRY

@@ -38,7 +38,7 @@ class KafkaTopicsHook(KafkaAdminClientHook):
         settings = get_settings()
         stream = get_stream(settings, stream_name)
         end = self.end_offsets(stream.topics)
-        checkpoint = stream_paths(settings, stream).checkpoints[stream.sink_formats[0]]
+        checkpoint = stream_paths(settings, stream).checkpoint
         resume = checkpoint_resume_offsets(checkpoint)
         for tp, offset in sorted(end.items()):
             if resume is None:

@@ -1,4 +1,4 @@
-"""The pure half of backfill: request validation, hour ranges, coverage, refusals, job arguments."""
+"""The pure half of backfill: request validation, hour ranges, coverage, refusals, counts, job arguments."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from kafkalake.backfill.request import (
     BackfillError,
     BackfillRequest,
+    HourCount,
     check_cover,
+    count_problems,
     hour_ranges,
     incomplete_hours,
-    kafka_fingerprint,
     open_hours,
-    output_files,
     parse_offsets,
     parse_request,
     records_in,
@@ -34,7 +34,7 @@ def request(**kw: object) -> BackfillRequest:
 def test_a_range_is_whole_hours_with_an_exclusive_end() -> None:
     req = request()
     assert [h.key for h in req.hours] == ["2026-11-24T05", "2026-11-24T06"]
-    assert req.mode == "timestamps" and req.source == "kafka"
+    assert req.mode == "timestamps"
     assert req.start == datetime(2026, 11, 24, 5, tzinfo=UTC) and req.end == datetime(2026, 11, 24, 7, tzinfo=UTC)
     # every spelling of an hour the form's pattern allows
     for start in ("2026-11-24T05", "2026-11-24T05:00", "2026-11-24T05:00:00Z", "2026-11-24T05:00+00:00",
@@ -57,11 +57,10 @@ def test_a_range_is_whole_hours_with_an_exclusive_end() -> None:
     ({"table": "/etc/passwd"}, "is not a table name"),
     ({"table": "fridge/../x"}, "is not a table name"),
     ({"table": "fridge.csv"}, "is not a table name"),
+    ({"table": "fridge.avro"}, "is not a table name: a table of a stream in streams.yaml (e.g. fridge, fridge_avro)"),
+    ({"table": "Fridge"}, "is not a table name"),
     ({"table": ""}, "is not a table name"),
     ({"table": None}, "is not a table name"),
-    ({"source": "s3"}, "source 's3' must be one of kafka, landing"),
-    ({"source": "landing", "starting_offsets": {"t": {"0": 1}}, "ending_offsets": {"t": {"0": 2}}},
-     "are for source kafka"),
     ({"starting_offsets": {"t": {"0": 1}}}, "give both starting_offsets and ending_offsets"),
     ({"starting_offsets": {"t": {"0": 1}}, "ending_offsets": {"u": {"0": 2}}}, "name the same topics in both"),
 ])
@@ -72,9 +71,9 @@ def test_bad_requests_are_refused_with_one_line(kw: dict[str, object], message: 
     assert "\n" not in str(err.value)
 
 
-def test_table_names_allow_a_format_suffix() -> None:
-    assert request(table="fridge_backlog.avro").table == "fridge_backlog.avro"
-    assert request(table="fridge.parquet").table == "fridge.parquet"
+def test_table_names_are_iceberg_table_names() -> None:
+    assert request(table="fridge_avro").table == "fridge_avro"
+    assert request(table="fridge_backlog").table == "fridge_backlog"
 
 
 def test_offsets_are_parsed_from_json_or_objects_with_sentinels() -> None:
@@ -104,11 +103,12 @@ def test_job_arguments_round_trip_through_the_jobs_parser() -> None:
 
     req = request(starting_offsets={"t": {"0": 1, "1": -2}}, ending_offsets={"t": {"0": 9, "1": -1}})
     args = parser().parse_args(req.job_args(report="/tmp/r.json", dry_run=True))
-    again = parse_request(args.table, source=args.source, start=args.start, end=args.end,
+    again = parse_request(args.table, start=args.start, end=args.end,
                           starting_offsets=args.starting_offsets, ending_offsets=args.ending_offsets)
     assert again == req and args.dry_run and str(args.report) == "/tmp/r.json"
-    plain = parser().parse_args(request(source="landing").job_args())
-    assert (plain.source, plain.starting_offsets, plain.dry_run, plain.report) == ("landing", None, False, None)
+    plain = parser().parse_args(request(table="fridge_avro").job_args())
+    assert (plain.table, plain.starting_offsets, plain.dry_run, plain.report) == ("fridge_avro", None, False, None)
+
 
 
 def test_hour_ranges_and_estimates_come_from_offsets_at_the_boundaries() -> None:
@@ -117,18 +117,17 @@ def test_hour_ranges_and_estimates_come_from_offsets_at_the_boundaries() -> None
     assert ranges == [{"t-0": (0, 400), "t-1": (10, 10)}, {"t-0": (400, 1000), "t-1": (10, 700)}]
     assert [records_in(r) for r in ranges] == [400, 1290]
     assert records_in({"t-0": (9, 5)}) == 0  # out-of-order CreateTime: never negative
-    assert kafka_fingerprint({"t-1": [10, 700], "t-0": (400, 1000)}) == "kafka:t-0=400..1000,t-1=10..700"
 
 
 def test_open_hours_are_refused_naming_the_hour_and_the_watermark() -> None:
     hours = request(end="2026-11-24T09:00Z").hours
     cutoff = datetime(2026, 11, 24, 7, 50, tzinfo=UTC)
     assert [h.key for h in open_hours(hours, cutoff)] == ["2026-11-24T07", "2026-11-24T08"]
-    refuse_open(hours[:2], cutoff, stream="fridge", fmt="parquet", grace_minutes=10)  # closed: fine
+    refuse_open(hours[:2], cutoff, stream="fridge", grace_minutes=10)  # closed: fine
     with pytest.raises(BackfillError) as err:
-        refuse_open(hours, cutoff, stream="fridge", fmt="parquet", grace_minutes=10)
+        refuse_open(hours, cutoff, stream="fridge", grace_minutes=10)
     assert str(err.value) == (
-        "hour 2026-11-24T07 (and 1 later hour(s)) is still open to stream 'fridge': its parquet sink's watermark "
+        "hour 2026-11-24T07 (and 1 later hour(s)) is still open to stream 'fridge': its watermark "
         "minus 10 min grace is 2026-11-24T07:50:00Z; backfill only hours ending by then "
         "(hour 2026-11-24T07 is closed once the stream has passed 2026-11-24T08:10:00Z)"
     )
@@ -161,19 +160,40 @@ def test_an_offset_range_must_cover_the_hours_on_every_partition() -> None:
         check_cover(first, {"t-0": 5, "t-1": 90}, first, end, span="[a, b)")
 
 
-def test_output_files_follow_the_hours_size_estimate() -> None:
-    mib = 1 << 20
-    assert output_files(128 * mib, lake_bytes=300 * mib, landing_bytes=0, records=0, bytes_per_row=None) == 3
-    assert output_files(128 * mib, lake_bytes=None, landing_bytes=129 * mib, records=0, bytes_per_row=None) == 2
-    assert output_files(mib, lake_bytes=None, landing_bytes=0, records=10_000, bytes_per_row=300.0) == 3
-    assert output_files(mib, lake_bytes=None, landing_bytes=0, records=10_000, bytes_per_row=None) == 1
+def test_every_hour_must_add_up_with_kafkas_offsets_each_coordinate_once() -> None:
+    offsets = {"2026-11-24T05": 1005, "2026-11-24T06": 500, "2026-11-24T07": 3}
+    good = {"2026-11-24T05": HourCount(1000, 5, 1005), "2026-11-24T06": HourCount(500, 0, 500),
+            "2026-11-24T07": HourCount(0, 3, 3)}
+    assert count_problems(offsets, good) == []
+    assert HourCount(1000, 5, 1005).records == 1005
+    short = {**good, "2026-11-24T06": HourCount(499, 0, 499)}
+    assert count_problems(offsets, short) == ["2026-11-24T06: 499 rows + 0 quarantined != 500 offsets in range"]
+    twice = {**good, "2026-11-24T05": HourCount(1000, 5, 1004)}  # one offset read twice, another not at all
+    assert count_problems(offsets, twice) == [
+        "2026-11-24T05: 1,005 records read but 1,004 distinct (topic, partition, offset)"]
+    missing = {k: v for k, v in good.items() if k != "2026-11-24T07"}
+    assert count_problems(offsets, missing) == ["2026-11-24T07: 0 rows + 0 quarantined != 3 offsets in range"]
 
 
 def test_summary_of_a_dry_run_report() -> None:
-    report = {"table": "fridge", "format": "parquet", "dry_run": True, "source": "kafka",
-              "plan": [{"action": "add", "offsets_in_range": 1200}, {"action": "skip", "offsets_in_range": 0}]}
-    assert summary_lines(report) == ["fridge (parquet): dry run, would replace 1 hour(s) (~1,200 records in Kafka) "
-                                     "from kafka; nothing changed"]
+    report = {"table": "fridge", "quarantine_table": "fridge_quarantine", "dry_run": True,
+              "plan": [{"action": "replace", "offsets_in_range": 1200}, {"action": "skip", "offsets_in_range": 0}]}
+    assert summary_lines(report) == ["fridge + fridge_quarantine: dry run, would replace 1 hour(s) (~1,200 records "
+                                     "in Kafka); nothing changed"]
+
+
+def test_summary_of_a_run_that_changed_nothing() -> None:
+    report = {"table": "fridge", "quarantine_table": "fridge_quarantine", "run_id": "r1", "seconds": 3.0,
+              "totals": {"hours": 1, "rows": 10, "quarantined": 2},
+              "tables": {"fridge": {"hours_replaced": [], "hours_emptied": [], "published_snapshot": None},
+                         "fridge_quarantine": {"hours_replaced": ["2026-11-24T05"], "hours_emptied": [],
+                                               "published_snapshot": 42}},
+              "hours": [{"hour": "2026-11-24T05", "action": "replace", "rows": 10, "quarantined": 2,
+                         "offsets_in_range": 12, "checksum": "a-b"}]}
+    lines = summary_lines(report)
+    assert "  fridge: unchanged (every hour already holds these rows), no commit" in lines
+    assert "  fridge_quarantine: 1 hour(s) replaced in snapshot 42, 0 emptied" in lines
+    assert lines[-1] == "  2026-11-24T05: 10 rows, 2 quarantined, 12 offsets in range, checksum a-b"
 
 
 def test_hours_are_one_hour_apart_across_days() -> None:

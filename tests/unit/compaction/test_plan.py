@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from kafkalake.compaction import report as compaction_report
-from kafkalake.compaction.plan import plan_table
+from kafkalake.compaction.merge import CompactionError, within_file_order
+from kafkalake.compaction.plan import OPEN, DataFile, outputs_for, plan_hours
 from kafkalake.compaction.run import dag_job_args
 from kafkalake.config import Settings
 from kafkalake.lake.tables import Hour, LakeError, resolve_table
-from kafkalake.stream.config import StreamConfigError
-from kafkalake.testing.lakegen import generate_landing, hours_before
+from kafkalake.stream.config import MIB, StreamConfigError
+
+H0, H1, H2 = Hour("2026-11-24", 3), Hour("2026-11-24", 4), Hour("2026-11-24", 5)
+CLOSED = H2.end  # every hour above is closed
 
 
 def _settings(tmp_path: Path, **compaction: object) -> Settings:
@@ -23,6 +26,51 @@ def _settings(tmp_path: Path, **compaction: object) -> Settings:
     (tmp_path / "streams.yaml").write_text(json.dumps(doc))
     return Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path / "state"),
                               "KAFKALAKE_STREAMS_FILE": str(tmp_path / "streams.yaml")})
+
+
+def _files(*sizes: int) -> list[DataFile]:
+    return [DataFile(size, size // 10) for size in sizes]
+
+
+def test_an_hour_is_merged_when_it_has_more_files_than_its_bytes_need() -> None:
+    target = 10 * MIB
+    files = {
+        H0: _files(*[MIB] * 4),  # 4 MiB in 4 files: 1 file
+        H1: _files(*[3 * MIB] * 9),  # 27 MiB in 9 files: 3 files
+        H2: _files(12 * MIB, 11 * MIB, 2 * MIB),  # 25 MiB need 3 files and have 3: skip
+    }
+    plans = {p.hour: p for p in plan_hours(files, closed_before=CLOSED, target_bytes=target)}
+    assert (plans[H0.key].action, plans[H0.key].outputs, plans[H0.key].files) == ("compact", 1, 4)
+    assert (plans[H1.key].action, plans[H1.key].outputs) == ("compact", 3)
+    assert plans[H1.key].bytes == 27 * MIB and plans[H1.key].rows == 9 * (3 * MIB // 10)
+    assert plans[H2.key].action == "skip" and plans[H2.key].why.startswith("compacted: 3 file(s)")
+    assert plans[H0.key].file_sizes == [MIB] * 4
+
+
+def test_one_file_is_never_split_and_a_merged_hour_is_skipped_next_time() -> None:
+    target = 10 * MIB
+    # one file larger than the target: needs 3 by bytes, has 1 — no split
+    assert plan_hours({H0: _files(25 * MIB)}, closed_before=CLOSED, target_bytes=target)[0].action == "skip"
+    # the rule's fixed point: what a merge writes is planned as done
+    for sizes in ([100] * 50, [4 * MIB] * 20, [MIB] * 3):
+        merged = outputs_for(sum(sizes), target)
+        assert plan_hours({H0: _files(*sizes)}, closed_before=CLOSED, target_bytes=target)[0].action == "compact"
+        same_bytes = [sum(sizes) // merged] * merged
+        assert plan_hours({H0: _files(*same_bytes)}, closed_before=CLOSED, target_bytes=target)[0].action == "skip"
+    assert outputs_for(0, target) == 1 and outputs_for(target, target) == 1 and outputs_for(target + 1, target) == 2
+
+
+def test_open_hours_and_the_range_are_respected() -> None:
+    files = {h: _files(100, 100) for h in (H0, H1, H2)}
+    plans = plan_hours(files, closed_before=H1.end, target_bytes=MIB)
+    assert [(p.hour, p.action) for p in plans] == [(H0.key, "compact"), (H1.key, "compact"), (H2.key, "skip")]
+    assert plans[2].why == OPEN
+    # an hour ending a second after the cut-off is open
+    assert plan_hours({H0: _files(1, 1)}, closed_before=H0.end - timedelta(seconds=1),
+                      target_bytes=MIB)[0].why == OPEN
+    ranged = plan_hours(files, closed_before=CLOSED, target_bytes=MIB, first=H1, last=H1)
+    assert [p.hour for p in ranged] == [H1.key]
+    assert plan_hours({H0: []}, closed_before=CLOSED, target_bytes=MIB) == []
 
 
 def test_hours_parse_from_iso_and_refuse_partial_hours() -> None:
@@ -42,13 +90,15 @@ def test_dag_params_become_job_arguments(tmp_path: Path) -> None:
                         run_type="scheduled")
     assert plan["args"][0] == "--report" and plan["tables"] == "all"
     assert "/" not in Path(plan["report"]).name.replace(".json", "").replace("_", "")  # run id made file-safe
-    plan = dag_job_args(settings, {"table": "fr.avro", "hour_from": "2026-11-24T01:00Z", "hour_to": "2026-11-24T03:00Z",
+    plan = dag_job_args(settings, {"table": "fr_avro", "hour_from": "2026-11-24T01:00Z", "hour_to": "2026-11-24T03:00Z",
                                    "target_mb": 64, "dry_run": True}, run_id="manual__x", run_type="manual")
     args = plan["args"]
-    assert args[0] == "fr.avro" and "--dry-run" in args
+    assert args[0] == "fr_avro" and "--dry-run" in args
     assert args[args.index("--from") + 1].startswith("2026-11-24T01:00")
     assert args[args.index("--to") + 1].startswith("2026-11-24T03:00")
     assert args[args.index("--target-mb") + 1] == "64"
+    assert dag_job_args(settings, {"table": "fr_quarantine"}, run_id="m", run_type="manual")["tables"] == [
+        "fr_quarantine"]
 
 
 def test_a_backfill_run_covers_its_data_interval(tmp_path: Path) -> None:
@@ -69,8 +119,8 @@ def test_a_backfill_run_covers_its_data_interval(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"table": "nope"}, "no stream 'nope'"),
-    ({"table": "fr.orc"}, "format 'orc'"),
+    ({"table": "nope"}, "no table 'nope'"),
+    ({"table": "fr.avro"}, "no table 'fr.avro'"),
     ({"hour_from": "2026-11-24T05:00Z", "hour_to": "2026-11-24T04:00Z"}, "before hour_from"),
     ({"hour_from": "2026-11-24T05:10Z"}, "not on a whole hour"),
     ({"target_mb": 0}, "target_mb"),
@@ -81,25 +131,10 @@ def test_bad_params_fail_with_one_line(tmp_path: Path, params: dict, message: st
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_plan_counts_outputs_from_bytes_and_respects_the_range(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, target_file_mb=1)
-    stream, paths = resolve_table(settings, "fr")
-    hours = hours_before(count=3)
-    generate_landing(paths.landing, hours, files_per_hour=3, rows_per_file=200, batches=2)
-    plan = plan_table(stream, paths, closed_before=datetime.now(UTC), first=hours[1])
-    assert [h.hour for h in plan.hours] == [h.key for h in hours[1:]]
-    assert all(h.action == "compact" and h.outputs == 1 and h.files == 3 for h in plan.hours)
-    assert plan_table(stream, paths, closed_before=datetime.now(UTC), target_mb=1).target_bytes == 2**20
-    lines = plan.describe()
-    assert "compact  3 files" in lines[1] and "-> 1 file(s)" in lines[1]
-    # closed_before before the hours' end: every hour is open
-    early = plan_table(stream, paths, closed_before=hours[0].start)
-    assert {h.action for h in early.hours} == {"skip"}
-
-
 def test_report_summary_and_png(tmp_path: Path) -> None:
     run = {"seconds": 3.0, "tables": [{
-        "table": "fr", "format": "parquet", "dry_run": False, "seconds": 2.5, "recovered": [],
+        "table": "fr", "format": "parquet", "dry_run": False, "seconds": 2.5,
+        "recovered": ["dropped branch kafkalake_compaction_x of an interrupted run"], "orphan_files_removed": 2,
         "plan": [{"action": "compact"}, {"action": "skip"}],
         "hours": [{"source_sizes": [1000, 2000, 3000], "output_sizes": [6000]}],
         "totals": {"hours_compacted": 1, "hours_skipped": 1, "files_before": 3, "files_after": 1,
@@ -108,7 +143,9 @@ def test_report_summary_and_png(tmp_path: Path) -> None:
     }]}
     lines = compaction_report.summary_lines(run)
     assert lines[0].startswith("fr (parquet): 1 hour(s) compacted, 1 skipped; files 3 -> 1;")
-    assert "rows 42" in lines[0]
+    assert "rows 42" in lines[0] and "mean file 2.0 KiB -> 4.9 KiB" in lines[0]
+    assert lines[1] == "  recovered: dropped branch kafkalake_compaction_x of an interrupted run"
+    assert lines[2].startswith("  removed 2 orphan file(s)")
     png = compaction_report.render_png(run, tmp_path / "r.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(Exception, match="no compaction report"):
@@ -120,16 +157,23 @@ def test_the_all_tables_run_skips_a_stream_that_never_started_and_a_named_one_sa
     from kafkalake.stream.watermark import StreamNotStarted
 
     settings = _settings(tmp_path)
-    _stream, paths = resolve_table(settings, "fr")
-    generate_landing(paths.landing, hours_before(count=1), files_per_hour=3, rows_per_file=5)  # an import, say
     lines: list[str] = []
-    out = run_compaction(settings, None, dry_run=False, progress=lines.append)  # no Spark needed: nothing closed
-    assert [t["format"] for t in out["tables"]] == ["parquet", "avro"]
-    assert all(not t["hours"] for t in out["tables"])
-    assert [h["action"] for h in out["tables"][0]["plan"]] == ["skip"]
-    assert sum("skipped: stream 'fr' has not committed a batch" in line for line in lines) == 2
+    out = run_compaction(settings, None, dry_run=False, progress=lines.append)  # no Spark needed: no table yet
+    assert [(t["table"], t["format"]) for t in out["tables"]] == [
+        ("fr", "parquet"), ("fr_avro", "avro"), ("fr_quarantine", "quarantine")]
+    assert all(not t["hours"] and t["snapshot_id"] is None for t in out["tables"])
+    assert sum("skipped: stream 'fr' has not committed a batch" in line for line in lines) == 1
+    assert sum("no table yet" in line for line in lines) == 3
     with pytest.raises(StreamNotStarted, match="--closed-before"):
         run_compaction(settings, ["fr"], dry_run=True)
+
+
+def test_an_unknown_order_column_is_named_before_anything_is_read(tmp_path: Path) -> None:
+    stream, ref = resolve_table(_settings(tmp_path, cluster_by=["device"]), "fr")
+    with pytest.raises(CompactionError, match=r"compaction.cluster_by of fr: no column\(s\) device \(columns: name, "):
+        within_file_order(stream, ref, ["name", "timestamp"])
+    _stream, quarantine = resolve_table(_settings(tmp_path, cluster_by=["device"]), "fr_quarantine")
+    assert within_file_order(stream, quarantine, ["value"]) == []  # the quarantine table keeps its order
 
 
 @pytest.mark.parametrize("compaction, message", [

@@ -1,0 +1,121 @@
+"""Merge the planned hours of one table: read at the planned snapshot, rewrite, publish once.
+
+docs/architecture.md: Rewrites are verified, then committed once.
+
+The hours' rows are read at the snapshot the plan was made from, each hour repartitioned to
+its planned file count (rows of ``compaction.cluster_by`` side by side, sorted by
+``compaction.sort_by``), and handed to :func:`kafkalake.lake.rewrite.replace_hours`, which
+measures the source's per-hour checksums as its write reads the rows (the small files are read
+once): one branch, one verified write, one commit on ``main`` for all hours of the table. A
+failed verification publishes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from kafkalake.catalog.config import CatalogConfig
+from kafkalake.catalog.iceberg import WRITER_PROPERTY, error_line, with_retry
+from kafkalake.compaction.plan import HourPlan, TablePlan
+from kafkalake.errors import ExitCode, KafkalakeError
+from kafkalake.lake.rewrite import Rewrite, held_snapshot, hours_filter, replace_hours
+from kafkalake.lake.tables import Hour, LakeError, TableRef
+from kafkalake.stream.config import MIB, StreamConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+ORIGIN = "compaction"
+ROW_GROUP_PROPERTY = "write.parquet.row-group-size-bytes"
+
+
+class CompactionError(LakeError):
+    """A compaction run could not finish; the message says what and what to do."""
+
+    exit_code = ExitCode.COMPACTION
+
+
+def within_file_order(stream: StreamConfig, ref: TableRef, columns: list[str]) -> list[Column | str]:
+    """The within-file order of ``compaction.cluster_by`` / ``sort_by`` for a data table (empty:
+    keep the input's). The quarantine table has other columns and keeps its order."""
+    from pyspark.sql import functions as F
+
+    if ref.is_quarantine:
+        return []
+    policy = stream.compaction
+    for key, wanted in (("sort_by", policy.sort_by), ("cluster_by", policy.cluster_by)):
+        unknown = [c for c in wanted if c not in columns]
+        if unknown:
+            raise CompactionError(f"compaction.{key} of {stream.name}: no column(s) {', '.join(unknown)} "
+                                  f"(columns: {', '.join(columns)})")
+    clusters = [F.xxhash64(*policy.cluster_by)] if policy.cluster_by else []
+    return [*clusters, *policy.sort_by]
+
+
+def _row_groups(spark: SparkSession, ident: str, stream: StreamConfig, ref: TableRef) -> None:
+    """Parquet row groups of ``compaction.row_group_mb`` (a table property Iceberg's writer reads)."""
+    if ref.fmt != "parquet":
+        return
+    wanted = str(int(stream.compaction.row_group_mb * MIB))
+    current = {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()}
+    if current.get(ROW_GROUP_PROPERTY) != wanted:
+        with_retry(lambda: spark.sql(f"ALTER TABLE {ident} SET TBLPROPERTIES ('{ROW_GROUP_PROPERTY}' = '{wanted}')"),
+                   f"set {ROW_GROUP_PROPERTY} of {ident}")
+
+
+def merge_hours(
+    spark: SparkSession,
+    config: CatalogConfig,
+    stream: StreamConfig,
+    ref: TableRef,
+    plan: TablePlan,
+    *,
+    progress: Callable[[str], None] = print,
+) -> Rewrite:
+    """Rewrite the plan's hours of ``ref`` into their planned file counts, in one commit."""
+    ident = config.identifier(ref.name)
+    todo = plan.to_compact
+    if not todo or plan.snapshot_id is None:
+        raise CompactionError(f"{ident}: nothing planned to merge")
+    with held_snapshot(spark, config, ref.name, ORIGIN) as base:
+        return _merge_at(spark, config, stream, ref, todo, base, progress=progress)
+
+
+def _merge_at(spark: SparkSession, config: CatalogConfig, stream: StreamConfig, ref: TableRef, todo: list[HourPlan],
+              base: int, *, progress: Callable[[str], None]) -> Rewrite:
+    """:func:`merge_hours` at snapshot ``base`` (held: the hours are closed, so the planned
+    files are still its files, and the cherry-pick refuses a change made since)."""
+    ident = config.identifier(ref.name)
+    source = spark.read.option("versionAsOf", str(base)).table(ident)
+    columns = source.columns
+    order = within_file_order(stream, ref, columns)
+    hours = [Hour.parse(h.hour) for h in todo]
+    _row_groups(spark, ident, stream, ref)
+    parts: list[DataFrame] = []
+    for hour, h in zip(hours, todo, strict=True):
+        # each hour in its own h.outputs tasks; the union keeps them apart: one file per task
+        part = source.where(hours_filter([hour])).repartition(h.outputs)
+        parts.append(part.sortWithinPartitions(*order) if order else part)
+        progress(f"  {h.hour}: {h.files} file(s), {h.rows:,} rows -> {h.outputs} file(s)")
+    rows = reduce(lambda a, b: a.unionAll(b), parts)
+    try:
+        # the source's checksums are measured as the write reads it (one read of the small files)
+        return replace_hours(spark, config, ref.name, rows, hours, origin=ORIGIN, base_snapshot=base,
+                             properties={WRITER_PROPERTY: ORIGIN}, progress=progress)
+    except KafkalakeError:
+        raise
+    except Exception as exc:
+        raise CompactionError(f"{ident}: compaction of {len(hours)} hour(s) failed: {error_line(exc)}; "
+                              "main keeps its files unless the log says published; the next run plans again") from exc
+
+
+def output_summary(before: dict[str, Any], after: list[Any]) -> dict[str, Any]:
+    """One hour of the report: the plan's files (before) and the published files (after)."""
+    sizes = sorted(f.bytes for f in after)
+    return {
+        "hour": before["hour"], "source_files": before["files"], "source_bytes": before["bytes"],
+        "source_sizes": before["file_sizes"], "rows": before["rows"], "output_files": len(sizes),
+        "output_bytes": sum(sizes), "output_sizes": sizes, "output_rows": sum(f.rows for f in after),
+    }
