@@ -11,14 +11,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from kafkalake.airflow.operators.spark_submit import KafkalakeSparkSubmitOperator
+from kafkalake.airflow.dag_support import STREAM_MAX_CONSECUTIVE_FAILED_RUNS
+from kafkalake.airflow.operators.spark_submit import StreamSparkSubmitOperator
 from kafkalake.airflow.sensors.stream_health import StreamHealthSensor
 from kafkalake.config import get_settings
 from kafkalake.spark.submit import stream_conf
 from kafkalake.stream.config import StreamConfig, load_streams, stream_paths
 
 DOC = """
-### stream `{name}`: Kafka `{topics}` → landing zone
+### stream `{name}`: Kafka `{topics}` → Iceberg tables `{tables}`
 
 Runs the Spark Structured Streaming job of stream **{name}** (`spark_jobs/stream_ingest.py`,
 subject `{subject}`, {formats}, trigger `{trigger}`) and keeps it running. The schedule is
@@ -37,8 +38,20 @@ or stopped), the next run starts it again from its checkpoint — exactly once, 
 
 Failed tasks retry with exponential backoff; after that the next run restarts the stream.
 
-**Stop:** pause this DAG: the health task sees it within one poke and asks the driver to
-stop at the next batch boundary; the run ends with success and no new run starts.
+**Refused (final) failures.** When the job exits with a code a restart cannot change (2 `USAGE`:
+this stream's declaration in streams.yaml or its registry subject is refused; 3 `SETUP`: jars,
+Java; 5 `STREAM_BUSY`: another driver holds the checkpoint; 6 `DATA_LOSS`: Kafka no longer has
+offsets the stream had not read; 11 `CHECK_FAILED`), **run_stream** fails at once, without
+retries. The reason is one line, the job's own error, logged at ERROR level: the DAG's
+*Overview* lists it under **Recent Failed Task Logs** (*Show Logs*). After {max_failed_runs}
+failed runs in a row (for any reason) Airflow pauses this DAG, so a refused stream is not
+restarted in a loop: fix the cause (e.g. `fail_on_data_loss: false` to accept a data-loss gap
+deliberately, or stop the other driver), then unpause.
+
+**Stop:** pause this DAG: **run_stream** sees it within {poke:g} s and asks the driver to stop
+at the next batch boundary; it ends with success. Airflow runs no task of a paused DAG, so
+the run stays open until you unpause: then **health** sees the stopped stream and succeeds,
+and the next run starts the stream again.
 (`kafkalake stream stop {name}` stops it the same way, but the unpaused DAG then starts it
 again.) **Restart:** unpause.
 **Status:** `kafkalake status` (batch, rows/s, lag, last progress, error), or the file
@@ -60,17 +73,21 @@ def supervisor_dag(stream: StreamConfig, status_file: str) -> DAG:
     poke_seconds = max(5.0, stream.trigger_seconds)
     with DAG(
         dag_id=f"stream_{stream.name}",
-        description=f"Kafka {', '.join(stream.topics)} -> landing zone ({stream.name}), kept running",
+        description=f"Kafka {', '.join(stream.topics)} -> Iceberg tables of {stream.name}, kept running",
         doc_md=DOC.format(
             name=stream.name, topics=", ".join(stream.topics), subject=stream.subject,
+            tables=", ".join(stream.all_tables),
             formats=" + ".join(stream.sink_formats), trigger=stream.trigger, poke=poke_seconds,
             idle=stream.health.max_idle_triggers, window=stream.health.max_idle_triggers * stream.trigger_seconds,
             max_lag=stream.health.max_lag, status_file=status_file,
+            max_failed_runs=STREAM_MAX_CONSECUTIVE_FAILED_RUNS,
         ),
         schedule="@continuous",
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
+        # a refused job fails each run at once: Airflow pauses the DAG instead of looping
+        max_consecutive_failed_dag_runs=STREAM_MAX_CONSECUTIVE_FAILED_RUNS,
         tags=["kafkalake", "stream", stream.name],
         default_args={
             "owner": "kafkalake",
@@ -85,9 +102,10 @@ def supervisor_dag(stream: StreamConfig, status_file: str) -> DAG:
         },
     ) as dag:
         topics_ok = check_topics(stream.name)
-        run_stream = KafkalakeSparkSubmitOperator(
+        run_stream = StreamSparkSubmitOperator(
             task_id="run_stream",
-            job="stream_ingest",
+            stream=stream.name,
+            pause_poll_seconds=poke_seconds,
             # the operator drops arguments that render empty
             job_args=[stream.name, "{{ '--available-now' if params.available_now else '' }}"],
             conf=stream_conf(stream),
@@ -98,6 +116,7 @@ def supervisor_dag(stream: StreamConfig, status_file: str) -> DAG:
             stream=stream.name,
             job_task_id=run_stream.task_id,
             poke_interval=poke_seconds,
+            reschedule_when_healthy=True,  # a healthy stream's supervisor holds no worker slot
         )
         topics_ok >> [run_stream, health]
     return dag

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,3 +173,34 @@ def write_stream_states(settings: Settings, *, batches: int = 700, now: float | 
         # the last on_progress added one more line: the history holds ``batches`` + 1 entries
         docs[stream.name] = json.loads(status_file.read_text())
     return docs
+
+
+def http(settings: Settings, method: str, path: str, *, token: str | None = None, body: Any = None,
+         raw: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
+    """One request to the api-server; redirects are not followed (a 307 is an answer too)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(f"{settings.airflow_url}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=60) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def passwords(settings: Settings) -> dict[str, str]:
+    return json.loads((settings.airflow_home / "simple_auth_manager_passwords.json.generated").read_text())
+
+
+def token(settings: Settings, user: str) -> str:
+    login = {"username": user, "password": passwords(settings)[user]}
+    status, body, _ = http(settings, "POST", "/auth/token", body=login)
+    assert status == 201, body
+    return json.loads(body)["access_token"]

@@ -4,15 +4,21 @@ A DAG names a job (``spark_jobs/<job>.py``) and its arguments; the Maven jar lis
 platform conf and the ``KAFKALAKE_*`` environment are filled in at execute time on the worker
 (globbing the jar folder at DAG parse time would be I/O in the scheduler's hot loop).
 Everything else — connection ``spark_default``, ``on_kill`` stopping spark-submit — is the
-provider's.
+provider's. A job that exits with one of :data:`kafkalake.errors.FINAL_EXIT_CODES` fails the task
+without its retries: a retry would be refused the same way. The failure names the job's own
+``error:`` line, logged at ERROR level, which Airflow's DAG page lists under the DAG's recent
+failed tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from kafkalake.errors import FINAL_EXIT_CODES, ExitCode
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,4 +53,67 @@ class KafkalakeSparkSubmitOperator(SparkSubmitOperator):
         job_environment = job_env(settings, base={})
         self.env_vars = {**job_environment, **(self.env_vars or {})}
         self._hook = None  # rebuild the hook with the values above
-        return super().execute(context)
+        try:
+            return super().execute(context)
+        except AirflowException as exc:
+            code = self._exit_code()
+            if code in FINAL_EXIT_CODES:
+                reason = final_failure_reason(self.job, code, self._job_error_line())
+                # ERROR level: the DAG page's "Recent Failed Task Logs" shows a failed task's
+                # error lines inline, so the reason is read there without opening the log
+                self.log.error("%s", reason)
+                raise AirflowFailException(reason) from exc
+            raise
+
+    def _exit_code(self) -> int | None:
+        """spark-submit's exit code (client mode: the driver's, i.e. the job's)."""
+        process = getattr(self._hook, "_submit_sp", None)
+        return process.returncode if process is not None else None
+
+    def _job_error_line(self) -> str | None:
+        """The job's own ``error: ...`` line from the tail of spark-submit's output the hook keeps."""
+        tail = getattr(self._hook, "_last_submit_log_lines", None) or ()
+        return job_error_line(tail)
+
+
+class StreamSparkSubmitOperator(KafkalakeSparkSubmitOperator):
+    """The ``stream_ingest`` job of one stream; pausing its DAG stops the stream.
+
+    The task lives as long as the driver, so it is the one running task that sees a pause
+    (:mod:`kafkalake.airflow.pause`): every ``pause_poll_seconds`` it asks Airflow, and a
+    paused DAG gets a graceful stop at the next batch boundary; the job then exits 0.
+    """
+
+    def __init__(self, *, stream: str, pause_poll_seconds: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(job="stream_ingest", **kwargs)
+        self.stream = stream
+        self.pause_poll_seconds = pause_poll_seconds
+
+    def execute(self, context: Context) -> None:
+        from kafkalake.airflow.pause import PauseWatch
+        from kafkalake.config import get_settings
+        from kafkalake.stream.config import get_stream
+
+        settings = get_settings()
+        stream = get_stream(settings, self.stream)
+        with PauseWatch(ti=context.get("ti"), settings=settings, stream=stream, every=self.pause_poll_seconds,
+                        log=self.log):
+            return super().execute(context)
+
+
+def job_error_line(output: Iterable[str]) -> str | None:
+    """The last ``error: <reason>`` line a job printed (spark_jobs/*.py end with one), without the prefix."""
+    found = None
+    for line in output:
+        text = str(line).strip()
+        if text.startswith("error: "):
+            found = text.removeprefix("error: ").strip()
+    return found or None
+
+
+def final_failure_reason(job: str, code: int, error_line: str | None) -> str:
+    """One line: what refused, why, and that a retry would not help."""
+    name = ExitCode(code).name
+    why = error_line or "see the job's output in the log"
+    return (f"{job} exited with {code} ({name}): {why} -- not retried, the next run would be refused the "
+            "same way; fix the cause, then clear the task or unpause the DAG")

@@ -13,8 +13,19 @@ and applies :func:`kafkalake.stream.health.assess`:
 * job task not started yet (queued, waiting for its retry) -> give the worker slot back
   for a while (``airflow dags test``, which runs one task at a time, needs that too).
 
-The driver is identified by the ``pid`` in the status file and checked to be a
+Across hosts: the status file names the driver's host (``KAFKALAKE_HOST_NAME``). On that
+host the driver is identified by the ``pid`` in the status file and checked to be a
 ``stream_ingest.py <stream>`` process, so a stale file never makes it kill something else.
+On any other host the pid means nothing: the sensor goes by the heartbeat every host sees
+(the status file's progress stamps; a driver whose host is lost stops beating and is judged
+stuck after the health window) and, to stop a stuck driver, writes a kill request that the
+driver's watchdog obeys (:mod:`kafkalake.stream.watchdog`).
+
+With ``reschedule_when_healthy`` (the stream DAGs set it), a look that finds a healthy driver
+gives the worker slot back until the next one: a supervisor of a stream that runs for months
+holds a slot only while it waits for a driver to appear (at most the startup grace). Airflow
+then runs no look while the DAG is paused, so the job task watches the pause
+(:mod:`kafkalake.airflow.pause`); a look that does run stops a paused stream too.
 """
 
 from __future__ import annotations
@@ -27,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
 
+from kafkalake.airflow.pause import dag_paused, stop_for_pause
+from kafkalake.stream.config import stream_paths
 from kafkalake.stream.driver import driver_processes, terminate_driver
-from kafkalake.stream.health import STARTUP_GRACE_S, Action, Thresholds
+from kafkalake.stream.health import LIVE_STATES, STARTUP_GRACE_S, Action, Thresholds, driver_host
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -50,6 +63,8 @@ class StreamHealthSensor(BaseSensorOperator):
     :param startup_grace: seconds a new driver gets before its first progress counts as late.
     :param kill_grace: seconds between SIGTERM and SIGKILL.
     :param yield_seconds: while the job task has not started, look again after this long.
+    :param reschedule_when_healthy: after a healthy look, give the worker slot back until the
+        next poke (Airflow reschedules the task) instead of holding it.
     """
 
     template_fields: Sequence[str] = ("stream",)
@@ -65,6 +80,7 @@ class StreamHealthSensor(BaseSensorOperator):
         startup_grace: float = STARTUP_GRACE_S,
         kill_grace: float = 10.0,
         yield_seconds: float = 30.0,
+        reschedule_when_healthy: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "poke")
@@ -77,6 +93,7 @@ class StreamHealthSensor(BaseSensorOperator):
         self.startup_grace = startup_grace
         self.kill_grace = kill_grace
         self.yield_seconds = yield_seconds
+        self.reschedule_when_healthy = reschedule_when_healthy
         self._watch_start = time.time()
         self._last_logged: tuple[str, float] = ("", 0.0)
 
@@ -86,7 +103,7 @@ class StreamHealthSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         from kafkalake.config import get_settings
-        from kafkalake.stream.config import get_stream, stream_paths
+        from kafkalake.stream.config import get_stream
         from kafkalake.stream.health import assess
         from kafkalake.stream.status import read_status
 
@@ -94,20 +111,23 @@ class StreamHealthSensor(BaseSensorOperator):
         stream = get_stream(settings, self.stream)
         status_file = stream_paths(settings, stream).status_file
         doc = read_status(status_file)
-        driver = driver_processes(doc, stream.name)
+        remote = driver_host(doc) not in (None, settings.host_name)
+        # on the driver's host: its processes; elsewhere: what its status says (the heartbeat decides)
+        driver = [] if remote else driver_processes(doc, stream.name)
+        alive = (doc or {}).get("state") in LIVE_STATES if remote else bool(driver)
         thresholds = Thresholds(
             max_idle_triggers=self.max_idle_triggers or stream.health.max_idle_triggers,
             max_lag=self.max_lag if self.max_lag is not None else stream.health.max_lag,
             trigger_seconds=stream.trigger_seconds,
             startup_grace=self.startup_grace,
         )
-        if driver and self._dag_paused(context):
-            self._stop_for_pause(settings, stream)
+        if alive and dag_paused(context.get("ti"), self.log):
+            stop_for_pause(settings, stream, self.log)
         now = time.time()
         verdict = assess(
             doc,
             now=now,
-            driver_alive=bool(driver),
+            driver_alive=alive,
             thresholds=thresholds,
             watch_start=self._watch_start,
             run_start=_run_start(context),
@@ -120,41 +140,24 @@ class StreamHealthSensor(BaseSensorOperator):
         if verdict.action is Action.YIELD:
             raise AirflowRescheduleException(reschedule_date=_utc(now + self.yield_seconds))
         if verdict.action is Action.RESTART:
-            from kafkalake.stream.driver import request_stop
+            from kafkalake.stream.driver import request_kill, request_stop
 
-            if driver:  # (with no driver, a stop file could stop the next one as it starts)
+            if alive:  # (with no driver, a stop file could stop the next one as it starts)
                 request_stop(settings, stream)  # honoured at a batch boundary if the driver is only slow
-            killed = terminate_driver(driver, grace=self.kill_grace, log=self.log)
-            gone = f"stop requested and driver processes {killed} terminated" if killed else "no driver to stop"
+            if remote:
+                request_kill(settings, stream, verdict.reason)
+                gone = (f"the driver runs on {driver_host(doc)}: a kill request for its watchdog was written "
+                        f"({stream_paths(settings, stream).kill_file})")
+            else:
+                killed = terminate_driver(driver, grace=self.kill_grace, log=self.log)
+                gone = f"stop requested and driver processes {killed} terminated" if killed else "no driver to stop"
             raise AirflowException(
                 f"stream {stream.name!r} is unhealthy: {verdict.reason}; {gone}. "
                 f"The job restarts from its checkpoint (status: {status_file})"
             )
+        if alive and self.reschedule_when_healthy:
+            raise AirflowRescheduleException(reschedule_date=_utc(now + self.poke_interval))
         return False
-
-    def _dag_paused(self, context: Context) -> bool:
-        """Is this DAG paused in Airflow? (Task SDK: ``ti.get_dag(dag_id).is_paused``.)"""
-        ti = context.get("ti")
-        if ti is None:
-            return False
-        try:
-            return bool(ti.get_dag(ti.dag_id).is_paused)
-        except Exception as exc:  # outside a task runner / older API: pausing then only stops restarts
-            self.log.debug("cannot read whether %s is paused: %s", getattr(ti, "dag_id", "?"), exc)
-            return False
-
-    def _stop_for_pause(self, settings: Any, stream: Any) -> None:
-        """Pausing the DAG stops the stream: a graceful stop at the next batch boundary.
-
-        The driver then reports ``stopped``, the sensor succeeds, the run ends, and a paused
-        ``@continuous`` DAG starts no new run.
-        """
-        from kafkalake.stream.config import stream_paths
-        from kafkalake.stream.driver import request_stop
-
-        if not stream_paths(settings, stream).stop_file.exists():
-            request_stop(settings, stream)
-            self.log.info("stream %s: the DAG is paused -- stopping the stream at the next batch boundary", stream.name)
 
     def _log_verdict(self, action: Action, reason: str, now: float) -> None:
         """Changes at once, the same state once a minute (a supervisor pokes for months)."""
