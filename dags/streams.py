@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Param, task
 
 from kafkalake.airflow.dag_support import STREAM_MAX_CONSECUTIVE_FAILED_RUNS
 from kafkalake.airflow.operators.spark_submit import StreamSparkSubmitOperator
-from kafkalake.airflow.sensors.stream_health import StreamHealthSensor
+from kafkalake.airflow.sensors.stream_health import RESCHEDULE_MIN_S, StreamHealthSensor
 from kafkalake.config import get_settings
 from kafkalake.spark.submit import stream_conf
 from kafkalake.stream.config import StreamConfig, load_streams, stream_paths
@@ -31,7 +31,8 @@ or stopped), the next run starts it again from its checkpoint — exactly once, 
   (`kafkalake topic create <topic>`).
 * **run_stream** — spark-submit on `spark_default`, runs until stopped (no execution timeout).
   Marking it failed / clearing it kills spark-submit.
-* **health** — reads the status file every {poke:g} s. Fails, after stopping and killing the
+* **health** — reads the status file every {poke:g} s until the driver reports, then every
+  {look:g} s, giving its worker slot back in between (reschedule mode). Fails, after stopping and killing the
   driver, when there was no progress for {idle} trigger intervals ({window:g} s;
   `health.max_idle_triggers`) or the lag exceeds {max_lag:,} offsets (`health.max_lag`).
   Idle batches count as progress. Succeeds when the stream stopped.
@@ -76,6 +77,7 @@ def supervisor_dag(stream: StreamConfig, status_file: str) -> DAG:
         description=f"Kafka {', '.join(stream.topics)} -> Iceberg tables of {stream.name}, kept running",
         doc_md=DOC.format(
             name=stream.name, topics=", ".join(stream.topics), subject=stream.subject,
+            look=max(poke_seconds, RESCHEDULE_MIN_S),
             tables=", ".join(stream.all_tables),
             formats=" + ".join(stream.sink_formats), trigger=stream.trigger, poke=poke_seconds,
             idle=stream.health.max_idle_triggers, window=stream.health.max_idle_triggers * stream.trigger_seconds,

@@ -206,8 +206,15 @@ class StatusWriter:
         self.history.add(name, summary)
 
     def on_idle(self, name: str) -> None:
-        """No new data, but the query is alive and keeping up: that counts as progress."""
-        self.query(name)["idle_since"] = self.query(name).get("idle_since") or now_iso()
+        """No new data, but the query is alive and keeping up: that counts as progress.
+
+        Idle means the query has read all Kafka has: its lag is 0, also for a driver that
+        resumed a caught-up checkpoint and has not run a batch yet.
+        """
+        query = self.query(name)
+        query["idle_since"] = query.get("idle_since") or now_iso()
+        query["lag"] = 0
+        self.doc["lag"] = sum(q.get("lag", 0) for q in self.doc["queries"].values())
         self.doc["state"] = RUNNING
         self.doc["last_progress"] = now_iso()
         self.doc["last_progress_epoch"] = time.time()

@@ -170,3 +170,13 @@ def test_a_pause_watch_survives_an_airflow_that_cannot_answer(tmp_path) -> None:
         time.sleep(0.3)
         assert watch._thread.is_alive() and watch.requests == 0
     assert not stream_paths(settings, stream).stop_file.exists()
+
+
+def test_a_rescheduled_look_waits_longer_than_a_worker_takes_to_report_the_last_one() -> None:
+    """Sooner, the scheduler queues the next look before the worker reported the last one and
+    fails it as a state mismatch (apache/airflow#10790): the health task would burn its retries."""
+    from airflow.configuration import conf
+
+    from kafkalake.airflow.sensors.stream_health import RESCHEDULE_MIN_S
+
+    assert RESCHEDULE_MIN_S >= 3 * conf.getint("workers", "min_heartbeat_interval")

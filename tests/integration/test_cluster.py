@@ -180,3 +180,21 @@ def test_a_worker_killed_mid_batch_is_retried_on_the_other_and_lands_exactly_onc
             # the next test gets both workers again
             if not worker.pids():
                 spark_local.start(cluster)
+
+
+def test_batch_jobs_run_on_the_master_too(cluster: Settings, tmp_path: Path) -> None:
+    """A bounded stream run and a compaction are applications of the spark:// master."""
+    from kafkalake.platform import local_spark as spark_local
+
+    topic = "batch"
+    assert run_cli(cluster, "topic", "create", topic, "--partitions", "2", timeout=60).returncode == 0
+    assert run_cli(cluster, "produce", "-t", topic, "--count", "2000", timeout=240).returncode == 0
+    settings = table_settings(cluster, tmp_path, "batch", topic=topic)
+    landed = run_cli(settings, "stream", "run", "batch", "--available-now", timeout=400)
+    assert landed.returncode == 0, failure_lines(landed)
+    assert arrow_state(settings, "batch")[0] == 2000
+    compacted = run_cli(settings, "compact", "batch", timeout=400)
+    assert compacted.returncode == 0, failure_lines(compacted)
+    assert "report:" in compacted.stdout, compacted.stdout[-2000:]
+    done = [app.get("name") for app in (spark_local.master_state(cluster) or {}).get("completedapps", [])]
+    assert "kafkalake-stream-batch" in done and "kafkalake-compact" in done, done

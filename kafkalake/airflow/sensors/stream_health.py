@@ -22,7 +22,7 @@ stuck after the health window) and, to stop a stuck driver, writes a kill reques
 driver's watchdog obeys (:mod:`kafkalake.stream.watchdog`).
 
 With ``reschedule_when_healthy`` (the stream DAGs set it), a look that finds a healthy driver
-gives the worker slot back until the next one: a supervisor of a stream that runs for months
+gives the worker slot back until the next one (at least :data:`RESCHEDULE_MIN_S` later): a supervisor of a stream that runs for months
 holds a slot only while it waits for a driver to appear (at most the startup grace). Airflow
 then runs no look while the DAG is paused, so the job task watches the pause
 (:mod:`kafkalake.airflow.pause`); a look that does run stops a paused stream too.
@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 
 #: A supervisor watches a job that runs for months: the sensor itself never times out.
 FOREVER = timedelta(days=3650)
+#: Shortest wait before a rescheduled look. The worker reports a finished look up to
+#: ``[workers] min_heartbeat_interval`` (5 s) after it ended; a look due sooner is queued
+#: first, and the scheduler then fails it as "finished with state success, but the task
+#: instance's state attribute is queued" (apache/airflow#10790, #71502).
+RESCHEDULE_MIN_S = 30.0
 
 
 class StreamHealthSensor(BaseSensorOperator):
@@ -64,7 +69,8 @@ class StreamHealthSensor(BaseSensorOperator):
     :param kill_grace: seconds between SIGTERM and SIGKILL.
     :param yield_seconds: while the job task has not started, look again after this long.
     :param reschedule_when_healthy: after a healthy look, give the worker slot back until the
-        next poke (Airflow reschedules the task) instead of holding it.
+        next poke, at least :data:`RESCHEDULE_MIN_S` later (Airflow reschedules the task),
+        instead of holding it.
     """
 
     template_fields: Sequence[str] = ("stream",)
@@ -156,7 +162,7 @@ class StreamHealthSensor(BaseSensorOperator):
                 f"The job restarts from its checkpoint (status: {status_file})"
             )
         if alive and self.reschedule_when_healthy:
-            raise AirflowRescheduleException(reschedule_date=_utc(now + self.poke_interval))
+            raise AirflowRescheduleException(reschedule_date=_utc(now + max(self.poke_interval, RESCHEDULE_MIN_S)))
         return False
 
     def _log_verdict(self, action: Action, reason: str, now: float) -> None:

@@ -53,3 +53,17 @@ def test_offsets_given_as_json_strings_and_a_source_without_latest_offset_count_
     summary = progress_summary(doc)
     assert summary["offset_ranges"] == {"t-0": [5, 9]} and summary["lag"] == 0
     assert summary["batch_duration_ms"] == 812
+
+
+def test_an_idle_query_is_caught_up_even_before_its_first_batch(tmp_path) -> None:
+    """A driver resuming a caught-up checkpoint only idles: it reports lag 0, not an unknown lag."""
+    from kafkalake.stream.status import StatusWriter, read_status
+
+    writer = StatusWriter(stream="fridge", path=tmp_path / "status.json", trigger_seconds=2)
+    writer.on_idle("fridge")
+    doc = read_status(tmp_path / "status.json")
+    assert doc["state"] == "running" and doc["lag"] == 0 and doc["queries"]["fridge"]["lag"] == 0
+    writer.on_progress("fridge", progress_summary(progress()))  # data arrives: its lag counts again
+    assert read_status(tmp_path / "status.json")["lag"] == 50
+    writer.on_idle("fridge")
+    assert read_status(tmp_path / "status.json")["lag"] == 0
