@@ -49,10 +49,17 @@ def stop_for_pause(settings: Settings, stream: StreamConfig, log: Logger) -> boo
 
 
 class PauseWatch:
-    """A daemon thread that stops ``stream`` while the DAG of ``ti`` is paused."""
+    """A daemon thread that stops ``stream`` once the DAG of ``ti`` is paused.
 
-    def __init__(self, *, ti: Any, settings: Settings, stream: StreamConfig, every: float, log: Logger) -> None:
+    What stops the stream is a pause: the DAG seen unpaused, then paused, during this task.
+    A task that started on a paused DAG was run on purpose (``airflow dags test`` runs a
+    paused DAG; the scheduler does not): only a scheduled run stops at once.
+    """
+
+    def __init__(self, *, ti: Any, settings: Settings, stream: StreamConfig, every: float, log: Logger,
+                 scheduled: bool = True) -> None:
         self.ti = ti
+        self.armed = scheduled
         self.settings = settings
         self.stream = stream
         self.every = every
@@ -72,7 +79,9 @@ class PauseWatch:
     def _run(self) -> None:
         while not self._done.wait(self.every):
             try:
-                if dag_paused(self.ti, self.log):
+                if not dag_paused(self.ti, self.log):
+                    self.armed = True
+                elif self.armed:
                     self.requests += stop_for_pause(self.settings, self.stream, self.log)
             except Exception as exc:  # a watch must never end the job task: log and look again
                 self.log.warning("stream %s: pause watch: %s", self.stream.name, exc)

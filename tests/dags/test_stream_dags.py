@@ -151,6 +151,35 @@ def test_a_pause_watch_stops_the_stream_only_while_paused(tmp_path, caplog) -> N
     assert not stop_file.exists()  # the watch ended with the job task
 
 
+def test_a_run_started_on_a_paused_dag_stops_only_after_an_unpause_and_a_pause(tmp_path) -> None:
+    """``airflow dags test`` runs a paused DAG on purpose: that is not a pause of a running stream."""
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from kafkalake.airflow.pause import PauseWatch
+    from kafkalake.config import Settings
+    from kafkalake.stream.config import get_stream, stream_paths
+
+    settings = Settings.from_env({"KAFKALAKE_STATE_DIR": str(tmp_path)})
+    stream = get_stream(settings, "fridge")
+    stop_file = stream_paths(settings, stream).stop_file
+    paused = {"value": True}
+    ti = SimpleNamespace(dag_id="stream_fridge",
+                         get_dag=lambda dag_id: SimpleNamespace(dag_id=dag_id, is_paused=paused["value"]))
+    with PauseWatch(ti=ti, settings=settings, stream=stream, every=0.05, log=logging.getLogger("pause-watch-test"),
+                    scheduled=False) as watch:
+        time.sleep(0.3)
+        assert not stop_file.exists() and watch.requests == 0
+        paused["value"] = False
+        time.sleep(0.3)
+        paused["value"] = True
+        deadline = time.monotonic() + 5
+        while not stop_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stop_file.exists() and watch.requests == 1
+
+
 def test_a_pause_watch_survives_an_airflow_that_cannot_answer(tmp_path) -> None:
     import logging
     import time

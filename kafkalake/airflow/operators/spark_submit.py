@@ -96,8 +96,10 @@ class StreamSparkSubmitOperator(KafkalakeSparkSubmitOperator):
 
         settings = get_settings()
         stream = get_stream(settings, self.stream)
+        run_type = getattr(context.get("dag_run"), "run_type", None)
+        scheduled = getattr(run_type, "value", run_type) in (None, "scheduled")
         with PauseWatch(ti=context.get("ti"), settings=settings, stream=stream, every=self.pause_poll_seconds,
-                        log=self.log):
+                        log=self.log, scheduled=scheduled):
             return super().execute(context)
 
 

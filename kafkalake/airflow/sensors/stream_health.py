@@ -22,10 +22,11 @@ stuck after the health window) and, to stop a stuck driver, writes a kill reques
 driver's watchdog obeys (:mod:`kafkalake.stream.watchdog`).
 
 With ``reschedule_when_healthy`` (the stream DAGs set it), a look that finds a healthy driver
-gives the worker slot back until the next one (at least :data:`RESCHEDULE_MIN_S` later): a supervisor of a stream that runs for months
-holds a slot only while it waits for a driver to appear (at most the startup grace). Airflow
-then runs no look while the DAG is paused, so the job task watches the pause
-(:mod:`kafkalake.airflow.pause`); a look that does run stops a paused stream too.
+gives the worker slot back until the next one (at least :data:`RESCHEDULE_MIN_S` later): a
+supervisor of a stream that runs for months holds a slot only while it waits for a driver to
+appear (at most the startup grace). Airflow then runs no look while the DAG is paused, so the
+job task watches the pause (:mod:`kafkalake.airflow.pause`); a look that does run stops a
+paused stream too.
 """
 
 from __future__ import annotations
