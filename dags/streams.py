@@ -32,8 +32,8 @@ or stopped), the next run starts it again from its checkpoint — exactly once, 
 * **run_stream** — spark-submit on `spark_default`, runs until stopped (no execution timeout).
   Marking it failed / clearing it kills spark-submit.
 * **health** — reads the status file every {poke:g} s until the driver reports, then every
-  {look:g} s, giving its worker slot back in between (reschedule mode). Fails, after stopping and killing the
-  driver, when there was no progress for {idle} trigger intervals ({window:g} s;
+  {look:g} s, giving its worker slot back in between (reschedule mode). Fails, after stopping
+  and killing the driver, when there was no progress for {idle} trigger intervals ({window:g} s;
   `health.max_idle_triggers`) or the lag exceeds {max_lag:,} offsets (`health.max_lag`).
   Idle batches count as progress. Succeeds when the stream stopped.
 
