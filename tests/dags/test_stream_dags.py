@@ -140,11 +140,11 @@ def test_a_pause_watch_stops_the_stream_only_while_paused(tmp_path, caplog) -> N
         time.sleep(0.3)
         assert not stop_file.exists() and watch.requests == 0  # unpaused: the stream runs on
         paused["value"] = True
-        assert wait_for(stop_file.exists)
+        assert wait_for(lambda: watch.requests == 1) and stop_file.exists()
         time.sleep(0.3)
         assert watch.requests == 1  # one request while it stands
         stop_file.unlink()  # a driver starting now clears a request meant for the one before
-        assert wait_for(stop_file.exists) and watch.requests == 2
+        assert wait_for(lambda: watch.requests == 2) and stop_file.exists()
     assert "the DAG is paused" in caplog.text
     stop_file.unlink()
     time.sleep(0.2)
@@ -175,9 +175,9 @@ def test_a_run_started_on_a_paused_dag_stops_only_after_an_unpause_and_a_pause(t
         time.sleep(0.3)
         paused["value"] = True
         deadline = time.monotonic() + 5
-        while not stop_file.exists() and time.monotonic() < deadline:
+        while watch.requests < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert stop_file.exists() and watch.requests == 1
+        assert watch.requests == 1 and stop_file.exists()
 
 
 def test_a_pause_watch_survives_an_airflow_that_cannot_answer(tmp_path) -> None:
