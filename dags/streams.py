@@ -41,8 +41,9 @@ Failed tasks retry with exponential backoff; after that the next run restarts th
 
 **Refused (final) failures.** When the job exits with a code a restart cannot change (2 `USAGE`:
 this stream's declaration in streams.yaml or its registry subject is refused; 3 `SETUP`: jars,
-Java; 5 `STREAM_BUSY`: another driver holds the checkpoint; 6 `DATA_LOSS`: Kafka no longer has
-offsets the stream had not read; 11 `CHECK_FAILED`), **run_stream** fails at once, without
+Java; 5 `STREAM_BUSY`: another driver still holds the checkpoint after `health.handover_seconds`;
+6 `DATA_LOSS`: Kafka no longer has offsets the stream had not read; 11 `CHECK_FAILED`),
+**run_stream** fails at once, without
 retries. The reason is one line, the job's own error, logged at ERROR level: the DAG's
 *Overview* lists it under **Recent Failed Task Logs** (*Show Logs*). After {max_failed_runs}
 failed runs in a row (for any reason) Airflow pauses this DAG, so a refused stream is not

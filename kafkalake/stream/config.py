@@ -37,6 +37,9 @@ class StreamConfigError(KafkalakeError):
 class Health:
     max_idle_triggers: int = 12
     max_lag: int = 5_000_000
+    #: a supervisor's new try waits this long for the previous try's driver to let go of the
+    #: checkpoint (it is still being killed) before it starts one; then it is refused as busy
+    handover_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,12 @@ def _parse_stream(raw: Any, where: str) -> StreamConfig:
     if starting not in ("earliest", "latest"):
         raise StreamConfigError(f"{where}: starting_offsets must be earliest or latest")
     health_raw = raw.get("health") or {}
-    if not isinstance(health_raw, dict) or set(health_raw) - {"max_idle_triggers", "max_lag"}:
-        raise StreamConfigError(f"{where}: health takes max_idle_triggers and max_lag")
-    health = Health(**{k: int(v) for k, v in health_raw.items()})
+    if not isinstance(health_raw, dict) or set(health_raw) - {"max_idle_triggers", "max_lag", "handover_seconds"}:
+        raise StreamConfigError(f"{where}: health takes max_idle_triggers, max_lag and handover_seconds")
+    for key, value in health_raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise StreamConfigError(f"{where}: health.{key} must be a whole number >= 0, not {value!r}")
+    health = Health(**health_raw)
     return StreamConfig(
         name=name, topics=topics, subject=subject, sink_formats=formats, trigger=trigger,
         max_offsets_per_trigger=mopt, fail_on_data_loss=fodl, starting_offsets=starting, health=health,

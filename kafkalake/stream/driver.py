@@ -130,3 +130,52 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def wait_for_handover(settings: Settings, stream: StreamConfig, *, timeout_s: float, say: Any = print,
+                      poll_s: float = 0.5) -> bool:
+    """Wait until no driver holds the stream's checkpoint, for at most ``timeout_s``; True if none does.
+
+    A supervisor's next try can start while its previous one is still being killed (the
+    scheduler reset an orphaned task; the old try's driver ends a few seconds later). Started
+    at once, the new driver would be refused (``STREAM_BUSY``, final): so the try waits for the
+    old driver to let go of the lock and to exit, then starts. A driver that still holds it
+    after the wait is another driver, and the new one is refused as before.
+    """
+    from kafkalake._files import LockHeld, exclusive_lock
+
+    lock_path = stream_paths(settings, stream).driver_lock
+    deadline = time.monotonic() + timeout_s
+    said = False
+    while True:
+        try:
+            exclusive_lock(lock_path, wait=False).close()
+            holder = None
+        except LockHeld as held:
+            holder = held.holder
+        lingering = _lingering_driver(settings, stream, lock_path) if holder is None else None
+        if holder is None and lingering is None:
+            if said:
+                say(f"stream {stream.name}: the previous driver let go of the checkpoint; starting")
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        if not said:
+            who = f"pid {holder or lingering}"
+            say(f"stream {stream.name}: a driver ({who}) still holds or is leaving the checkpoint; waiting up to "
+                f"{timeout_s:g} s for it to end (health.handover_seconds)")
+            said = True
+        time.sleep(poll_s)
+
+
+def _lingering_driver(settings: Settings, stream: StreamConfig, lock_path: Path) -> int | None:
+    """The pid of the driver that last held the lock if it is still alive here (it released the
+    lock and is exiting), else None."""
+    try:
+        text = lock_path.read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit() or int(text) == os.getpid():
+        return None
+    procs = driver_processes({"pid": int(text)}, stream.name)
+    return procs[0].pid if procs else None

@@ -4,8 +4,9 @@
     DAG: topics checked, the Spark job lands every record, the health sensor ends with it.
 (b) the health sensor kills a driver that hangs (SIGSTOP: no progress) and the stream then
     restarts from its checkpoint and carries on.
-(c) `airflow dags test` of a stream whose checkpoint another driver holds: run_stream fails
-    once, without retries, and says why on an ERROR line.
+(c) `airflow dags test` of a stream whose checkpoint another driver holds: run_stream waits
+    ``health.handover_seconds`` for it, then fails once, without retries, and says why on an
+    ERROR line.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def test_dags_test_fails_a_held_checkpoint_once_with_the_reason(
 
     name = f"busy_{uuid.uuid4().hex[:6]}"
     topic = f"busy-{uuid.uuid4().hex[:8]}"
-    settings = _stream_settings(kafka, tmp_path, name, topic)
+    settings = _stream_settings(kafka, tmp_path, name, topic, health={"handover_seconds": 3})
     create_topic(kafka.bootstrap_servers, topic, partitions=1)
     paths = stream_paths(settings, get_stream(settings, name))
     env = {**airflow_env_ready, **{k: v for k, v in settings.to_env().items()
@@ -249,6 +250,9 @@ def test_dags_test_fails_a_held_checkpoint_once_with_the_reason(
         lock.close()
     output = result.stdout + result.stderr
     assert "state=failed" in output, output[-5000:]
+    # it waited for the holder to let go, as for a previous try's driver, then was refused
+    assert f"a driver (pid {os.getpid()}) still holds or is leaving the checkpoint; waiting up to 3 s" in output, \
+        output[-5000:]
 
     # once: no retry (the first retry would come 30 s later and show up as a second try)
     assert _task_tries(airflow_env_ready, f"stream_{name}", "run_stream") == [("failed", 1)], output[-5000:]

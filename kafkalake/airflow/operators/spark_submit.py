@@ -82,6 +82,8 @@ class StreamSparkSubmitOperator(KafkalakeSparkSubmitOperator):
     The task lives as long as the driver, so it is the one running task that sees a pause
     (:mod:`kafkalake.airflow.pause`): every ``pause_poll_seconds`` it asks Airflow, and a
     paused DAG gets a graceful stop at the next batch boundary; the job then exits 0.
+    A try that starts while the previous try's driver is still ending (a restarted scheduler
+    reset the orphaned task) waits for it first (:func:`kafkalake.stream.driver.wait_for_handover`).
     """
 
     def __init__(self, *, stream: str, pause_poll_seconds: float = 5.0, **kwargs: Any) -> None:
@@ -93,9 +95,11 @@ class StreamSparkSubmitOperator(KafkalakeSparkSubmitOperator):
         from kafkalake.airflow.pause import PauseWatch
         from kafkalake.config import get_settings
         from kafkalake.stream.config import get_stream
+        from kafkalake.stream.driver import wait_for_handover
 
         settings = get_settings()
         stream = get_stream(settings, self.stream)
+        wait_for_handover(settings, stream, timeout_s=stream.health.handover_seconds, say=self.log.info)
         run_type = getattr(context.get("dag_run"), "run_type", None)
         scheduled = getattr(run_type, "value", run_type) in (None, "scheduled")
         with PauseWatch(ti=context.get("ti"), settings=settings, stream=stream, every=self.pause_poll_seconds,
