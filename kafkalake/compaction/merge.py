@@ -2,17 +2,20 @@
 
 docs/architecture.md: Rewrites are verified, then committed once.
 
-The hours' rows are read at the snapshot the plan was made from, each hour repartitioned to
-its planned file count (rows of ``compaction.cluster_by`` side by side, sorted by
-``compaction.sort_by``), and handed to :func:`kafkalake.lake.rewrite.replace_hours`, which
-measures the source's per-hour checksums as its write reads the rows (the small files are read
-once): one branch, one verified write, one commit on ``main`` for all hours of the table. A
-failed verification publishes nothing.
+The hours' rows are read at the snapshot the plan was made from, each hour in as many read
+tasks as its planned file count, with no shuffle (the way ``rewrite_data_files`` bin-packs:
+Iceberg's split size set to the hour's bytes per output file, no open-file cost, then a
+``coalesce`` to the exact count); rows of ``compaction.cluster_by`` side by side, sorted by
+``compaction.sort_by``. Each hour's checksum is observed as its task reads it, and
+:func:`kafkalake.lake.rewrite.replace_hours` writes, verifies and publishes: one branch, one
+verified write, one commit on ``main`` for all hours of the table (the small files are read
+once). A failed verification publishes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,7 @@ from kafkalake.catalog.config import CatalogConfig
 from kafkalake.catalog.iceberg import WRITER_PROPERTY, error_line, with_retry
 from kafkalake.compaction.plan import HourPlan, TablePlan
 from kafkalake.errors import ExitCode, KafkalakeError
-from kafkalake.lake.rewrite import Rewrite, held_snapshot, hours_filter, replace_hours
+from kafkalake.lake.rewrite import Rewrite, held_snapshot, hours_filter, observe_hours, replace_hours
 from kafkalake.lake.tables import Hour, LakeError, TableRef
 from kafkalake.stream.config import MIB, StreamConfig
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 
 ORIGIN = "compaction"
 ROW_GROUP_PROPERTY = "write.parquet.row-group-size-bytes"
+#: Spark 4 zips the partitions of a union whose children share an output partitioning: ten
+#: one-task hours would become one task writing all ten hours on one core
+UNION_PARTITIONING = "spark.sql.unionOutputPartitioning"
 
 
 class CompactionError(LakeError):
@@ -88,27 +94,66 @@ def _merge_at(spark: SparkSession, config: CatalogConfig, stream: StreamConfig, 
     """:func:`merge_hours` at snapshot ``base`` (held: the hours are closed, so the planned
     files are still its files, and the cherry-pick refuses a change made since)."""
     ident = config.identifier(ref.name)
-    source = spark.read.option("versionAsOf", str(base)).table(ident)
-    columns = source.columns
-    order = within_file_order(stream, ref, columns)
     hours = [Hour.parse(h.hour) for h in todo]
     _row_groups(spark, ident, stream, ref)
-    parts: list[DataFrame] = []
-    for hour, h in zip(hours, todo, strict=True):
-        # each hour in its own h.outputs tasks; the union keeps them apart: one file per task
-        part = source.where(hours_filter([hour])).repartition(h.outputs)
-        parts.append(part.sortWithinPartitions(*order) if order else part)
+    rows, measured = merge_input(spark, ident, stream, ref, todo, base)
+    for h in todo:
         progress(f"  {h.hour}: {h.files} file(s), {h.rows:,} rows -> {h.outputs} file(s)")
-    rows = reduce(lambda a, b: a.unionAll(b), parts)
     try:
-        # the source's checksums are measured as the write reads it (one read of the small files)
-        return replace_hours(spark, config, ref.name, rows, hours, origin=ORIGIN, base_snapshot=base,
-                             properties={WRITER_PROPERTY: ORIGIN}, progress=progress)
+        with session_conf(spark, {UNION_PARTITIONING: "false"}):
+            return replace_hours(spark, config, ref.name, rows, hours, origin=ORIGIN, base_snapshot=base,
+                                 properties={WRITER_PROPERTY: ORIGIN}, measured=measured, progress=progress)
     except KafkalakeError:
         raise
     except Exception as exc:
         raise CompactionError(f"{ident}: compaction of {len(hours)} hour(s) failed: {error_line(exc)}; "
                               "main keeps its files unless the log says published; the next run plans again") from exc
+
+
+def merge_input(spark: SparkSession, ident: str, stream: StreamConfig, ref: TableRef, todo: list[HourPlan],
+                base: int) -> tuple[DataFrame, Callable[[], dict[Hour, tuple[int, str]]]]:
+    """The rows the merge writes, one Spark partition per output file (with
+    ``UNION_PARTITIONING`` off), and the source's per-hour checksums they measure as they are read."""
+    hours = [Hour.parse(h.hour) for h in todo]
+    sources = {hour: _hour_tasks(spark, ident, base, hour, h) for hour, h in zip(hours, todo, strict=True)}
+    order = within_file_order(stream, ref, next(iter(sources.values())).columns)
+    observed, measured = observe_hours(sources)
+    parts: list[DataFrame] = []
+    for hour, h in zip(hours, todo, strict=True):
+        # about h.outputs read tasks per hour and no fewer (_hour_tasks), exactly h.outputs after
+        # the coalesce; the union keeps them apart: one file per task
+        part = observed[hour].coalesce(h.outputs)
+        parts.append(part.sortWithinPartitions(*order) if order else part)
+    return reduce(lambda a, b: a.unionAll(b), parts), measured
+
+
+def _hour_tasks(spark: SparkSession, ident: str, base: int, hour: Hour, h: HourPlan) -> DataFrame:
+    """One hour's rows at snapshot ``base``, read in about ``h.outputs`` tasks and no fewer.
+
+    Iceberg bin-packs an hour's files into read tasks of ``split-size`` bytes; with no
+    open-file cost the weight is the bytes alone. One output: a size every file fits in (one
+    task). More: the hour's bytes per output, rounded down (never fewer tasks than outputs; the
+    caller coalesces the one or two extra, and a delete file's weight, to the exact count).
+    """
+    size = max(h.bytes, 1) * 2 + MIB if h.outputs == 1 else max(h.bytes // h.outputs, 1)
+    return (spark.read.option("versionAsOf", str(base)).option("split-size", str(size))
+            .option("file-open-cost", "0").table(ident).where(hours_filter([hour])))
+
+
+@contextmanager
+def session_conf(spark: SparkSession, values: dict[str, str]) -> Iterator[None]:
+    """``values`` set on the session for the block, the previous ones back afterwards."""
+    before = {key: spark.conf.get(key, None) for key in values}
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def output_summary(before: dict[str, Any], after: list[Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from kafkalake.catalog.config import catalog_config, open_catalog
-from kafkalake.compaction.merge import merge_hours
+from kafkalake.compaction.merge import UNION_PARTITIONING, merge_hours, merge_input, session_conf
 from kafkalake.compaction.plan import hour_files, plan_table
 from kafkalake.compaction.run import compact_table
 from kafkalake.config import Settings
@@ -148,6 +148,16 @@ def test_each_hour_gets_its_planned_file_count_in_one_commit(
     plan.hours[0].outputs, plan.hours[1].outputs = 3, 2  # as a larger hour would plan
     before = spark_state(lake_spark, settings, "fr")
     commits = len(open_catalog(settings).load_table("lake.fr").snapshots())
+    # one write task per output file, no shuffle: Spark 4 would zip the union's one-task hours
+    # into one task for all hours, were the union's partitioning on
+    ident = catalog_config(settings).identifier("fr")
+    for outputs, tasks in (((3, 2), 5), ((1, 1), 2)):
+        plan.hours[0].outputs, plan.hours[1].outputs = outputs
+        rows, _measured = merge_input(lake_spark, ident, stream, ref, plan.to_compact, plan.snapshot_id)
+        with session_conf(lake_spark, {UNION_PARTITIONING: "false"}):
+            assert rows.rdd.getNumPartitions() == tasks
+            assert "Exchange" not in rows._jdf.queryExecution().executedPlan().toString()
+    plan.hours[0].outputs, plan.hours[1].outputs = 3, 2
     rewrite = merge_hours(lake_spark, catalog_config(settings), stream, ref, plan, progress=lambda _: None)
     assert files_per_hour(settings, "fr") == {hours[0].key: 3, hours[1].key: 2}
     assert rewrite.published_snapshot == snapshot_of(settings, "fr")
