@@ -153,7 +153,7 @@ def wait_for_handover(settings: Settings, stream: StreamConfig, *, timeout_s: fl
             holder = None
         except LockHeld as held:
             holder = held.holder
-        lingering = _lingering_driver(settings, stream, lock_path) if holder is None else None
+        lingering = _lingering_driver(stream, lock_path) if holder is None else None
         if holder is None and lingering is None:
             if said:
                 say(f"stream {stream.name}: the previous driver let go of the checkpoint; starting")
@@ -161,21 +161,20 @@ def wait_for_handover(settings: Settings, stream: StreamConfig, *, timeout_s: fl
         if time.monotonic() >= deadline:
             return False
         if not said:
-            who = f"pid {holder or lingering}"
-            say(f"stream {stream.name}: a driver ({who}) still holds or is leaving the checkpoint; waiting up to "
-                f"{timeout_s:g} s for it to end (health.handover_seconds)")
+            say(f"stream {stream.name}: a driver (pid {holder or lingering or 'unknown'}) still holds or is "
+                f"leaving the checkpoint; waiting up to {timeout_s:g} s for it to end (health.handover_seconds)")
             said = True
         time.sleep(poll_s)
 
 
-def _lingering_driver(settings: Settings, stream: StreamConfig, lock_path: Path) -> int | None:
+def _lingering_driver(stream: StreamConfig, lock_path: Path) -> int | None:
     """The pid of the driver that last held the lock if it is still alive here (it released the
     lock and is exiting), else None."""
     try:
         text = lock_path.read_text().strip()
     except OSError:
         return None
-    if not text.isdigit() or int(text) == os.getpid():
+    if not text.isdigit():
         return None
     procs = driver_processes({"pid": int(text)}, stream.name)
     return procs[0].pid if procs else None
