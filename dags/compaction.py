@@ -25,15 +25,17 @@ DAG rewrites every **closed** hour (the stream's committed progress passed the h
 * **prepare** — checks the params (table, hour range, target size) and builds the job's arguments.
 * **compact** — one Spark job (`spark_jobs/compact.py`, `spark_default`). Per table: plan from
   the current snapshot (files, bytes, rows per hour; an hour with no more files than its bytes
-  need is skipped, so re-running is a no-op); read the planned hours at that snapshot,
-  `repartition(n)` each (+ `compaction.cluster_by` / `sort_by`); write them to a branch
+  need is skipped, so re-running is a no-op); read the planned hours at that snapshot, each
+  in as many tasks as it gets files (Iceberg's bin-packing split, no shuffle; +
+  `compaction.cluster_by` / `sort_by`); write them to a branch
   `kafkalake_compaction_…`, **verify** row count + order-independent checksum per hour against
   the source (a mismatch publishes nothing and fails the task with both figures), then
   **publish** with one cherry-pick onto `main` — one commit per table. Iceberg refuses the
   commit if a file was added to one of those hours meanwhile; the stream's appends to other
   hours go on beside it. A run killed at any point leaves `main` at its old or its new
   snapshot; the next run drops the branch it left and removes files no snapshot references
-  once they are older than `compaction.orphan_grace_minutes`.
+  once they are older than `compaction.orphan_grace_minutes` (a sweep of the whole table, run
+  at once after such a recovery and otherwise every `compaction.orphan_sweep_hours`).
 * **report** — logs files/bytes/rows/mean file size before → after, writes a JSON report and
   a PNG histogram of file sizes to `$KAFKALAKE_STATE_DIR/reports/compaction/`; emits one Asset
   per table (`kafkalake://lake/<table>`) for downstream DAGs.

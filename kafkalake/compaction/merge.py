@@ -116,8 +116,9 @@ def merge_input(spark: SparkSession, ident: str, stream: StreamConfig, ref: Tabl
     ``UNION_PARTITIONING`` off), and the source's per-hour checksums they measure as they are read."""
     hours = [Hour.parse(h.hour) for h in todo]
     sources = {hour: _hour_tasks(spark, ident, base, hour, h) for hour, h in zip(hours, todo, strict=True)}
-    order = within_file_order(stream, ref, next(iter(sources.values())).columns)
-    observed, measured = observe_hours(sources)
+    columns = next(iter(sources.values())).columns
+    order = within_file_order(stream, ref, columns)
+    observed, measured = observe_hours(sources, columns)
     parts: list[DataFrame] = []
     for hour, h in zip(hours, todo, strict=True):
         # about h.outputs read tasks per hour and no fewer (_hour_tasks), exactly h.outputs after

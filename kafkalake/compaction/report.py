@@ -42,6 +42,8 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
             lines.append(f"  recovered: {note}")
         if table.get("orphan_files_removed"):
             lines.append(f"  removed {table['orphan_files_removed']} orphan file(s) (of killed writes)")
+        elif table.get("orphan_sweep_due_at") and not table.get("dry_run"):
+            lines.append(f"  orphan files: next sweep at {table['orphan_sweep_due_at']}")
     lines.append(f"run took {run.get('seconds', 0):.1f} s")
     return lines
 

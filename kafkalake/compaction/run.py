@@ -1,17 +1,21 @@
 """A compaction run over one or more tables: plan, merge, clean up, report.
 
 Per table: drop the branches an interrupted run left, merge the planned hours in one
-verified commit (:mod:`kafkalake.compaction.merge`), then remove files under the table no
-snapshot references that are older than ``compaction.orphan_grace_minutes`` (a write killed
-before its commit). Spark starts only for a table that exists and only when not a dry run.
+verified commit (:mod:`kafkalake.compaction.merge`), then, when a sweep is due, remove files
+under the table no snapshot references that are older than ``compaction.orphan_grace_minutes``
+(a write killed before its commit). A sweep is due every ``compaction.orphan_sweep_hours``
+and right after a run recovered an interrupted one (:class:`OrphanSweeps`). Spark starts only
+for a table that exists and only when not a dry run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,25 +66,71 @@ def compact_table(
         raise CompactionError("compaction needs a Spark session for this table")
     active = spark() if callable(spark) else spark
     config = catalog_config(settings)
+    sweeps = OrphanSweeps(settings)
     for branch in drop_stale_branches(active, config, ref.name, ORIGIN):
         report["recovered"].append(f"dropped branch {branch} of an interrupted run")
         progress(f"  recovered: dropped branch {branch} of an interrupted run")
+        sweeps.mark_due(ref.name)
     if plan.to_compact:
         rewrite = merge_hours(active, config, stream, ref, plan, progress=progress)
         report["published_snapshot"] = rewrite.published_snapshot
         report["phase_seconds"] = rewrite.seconds
         _snapshot, after = hour_files(settings, ref.name, rewrite.published_snapshot)
         report["hours"] = [output_summary(asdict(h), after.get(Hour.parse(h.hour), [])) for h in plan.to_compact]
-    try:
-        report["orphan_files_removed"] = remove_orphan_files(
-            active, load_table(active, config, ref.name), older_than_minutes=stream.compaction.orphan_grace_minutes)
-    except Exception as exc:  # housekeeping only: what was published stays published
-        report["orphan_files_removed"] = None
-        report["orphan_files_error"] = error_line(exc)
-        progress(f"  warning: orphan files not removed ({error_line(exc)}); the next run tries again")
+    due = sweeps.due_at(ref.name, stream.compaction.orphan_sweep_hours)
+    report["orphan_files_removed"] = None
+    if due > time.time():
+        report["orphan_sweep_due_at"] = datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
+    else:
+        try:
+            report["orphan_files_removed"] = remove_orphan_files(
+                active, load_table(active, config, ref.name), older_than_minutes=stream.compaction.orphan_grace_minutes)
+            sweeps.swept(ref.name)
+        except Exception as exc:  # housekeeping only: what was published stays published
+            report["orphan_files_error"] = error_line(exc)
+            progress(f"  warning: orphan files not removed ({error_line(exc)}); the next run tries again")
     report["seconds"] = round(time.monotonic() - started, 3)
     report.update(summarize(report))
     return report
+
+
+class OrphanSweeps:
+    """When each table's orphan files were last swept (``$STATE/compaction/orphan-sweeps.json``).
+
+    A table never swept, or marked by a run that recovered an interrupted one, is due at once;
+    a missing or unreadable file makes every table due (a sweep too many costs seconds, one too
+    few leaves a killed write's files for another period)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.state_dir / "compaction" / "orphan-sweeps.json"
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
+
+    def _write(self, data: dict[str, float]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+    def due_at(self, table: str, every_hours: float) -> float:
+        """Epoch seconds from which ``table`` is due (the past: due now)."""
+        last = self._read().get(table)
+        return 0.0 if last is None or every_hours <= 0 else last + every_hours * 3600
+
+    def swept(self, table: str) -> None:
+        data = self._read()
+        data[table] = time.time()
+        self._write(data)
+
+    def mark_due(self, table: str) -> None:
+        data = self._read()
+        if data.pop(table, None) is not None:
+            self._write(data)
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:

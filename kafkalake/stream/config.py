@@ -64,6 +64,10 @@ class Compaction:
     #: files under a table that no snapshot references (a writer killed before its commit)
     #: are removed by the compaction DAG once they are this old: longer than any write takes
     orphan_grace_minutes: float = 60.0
+    #: how often a compaction run looks for those files (it lists every file under the table:
+    #: seconds on a large one, as with Iceberg's remove_orphan_files); a run that recovered an
+    #: interrupted one looks at once; 0 = every run
+    orphan_sweep_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ _COLUMN_LISTS = ("sort_by", "cluster_by")
 def _parse_compaction(raw: Any, where: str) -> Compaction:
     if raw is None:
         return Compaction()
-    numbers = ("target_file_mb", "row_group_mb", "grace_minutes", "orphan_grace_minutes")
+    numbers = ("target_file_mb", "row_group_mb", "grace_minutes", "orphan_grace_minutes", "orphan_sweep_hours")
     if not isinstance(raw, dict) or set(raw) - {*numbers, *_COLUMN_LISTS}:
         raise StreamConfigError(f"{where}: compaction takes {', '.join([*numbers, *_COLUMN_LISTS])}")
     values: dict[str, Any] = {}

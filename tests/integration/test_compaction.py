@@ -25,9 +25,17 @@ import pytest
 from kafkalake.catalog.config import catalog_config, open_catalog
 from kafkalake.compaction.merge import UNION_PARTITIONING, merge_hours, merge_input, session_conf
 from kafkalake.compaction.plan import hour_files, plan_table
-from kafkalake.compaction.run import compact_table
+from kafkalake.compaction.run import OrphanSweeps, compact_table
 from kafkalake.config import Settings
-from kafkalake.lake.rewrite import VerifyError, checksums_by_hour, hours_filter, replace_hours, table_checksum
+from kafkalake.lake.rewrite import (
+    VerifyError,
+    checksums_by_hour,
+    hours_filter,
+    plain_parquet_files,
+    replace_hours,
+    table_checksum,
+    verify_hours,
+)
 from kafkalake.lake.tables import Hour, resolve_table
 from kafkalake.testing.lakegen import generate_table, hours_before
 from tests.conftest import cli_env, failure_lines, run_cli
@@ -128,10 +136,12 @@ def test_compaction_merges_each_closed_hour_of_every_table_and_a_second_run_does
 
     snapshots = {t: snapshot_of(settings, t) for t in tables}
     for table in tables:
+        assert reports[table]["orphan_files_removed"] == 0  # the first run swept the table
         stream, ref = resolve_table(settings, table)
         again = compact_table(lake_spark, settings, stream, ref, closed_before=datetime.now(UTC),
                               progress=lambda _: None)
         assert again["totals"]["hours_compacted"] == 0
+        assert again["orphan_files_removed"] is None and again["orphan_sweep_due_at"] > datetime.now(UTC).isoformat()
         assert [p["why"].split(":")[0] for p in again["plan"]] == ["compacted", "compacted", "open"]
     assert {t: snapshot_of(settings, t) for t in tables} == snapshots  # a no-op commits nothing
 
@@ -187,6 +197,33 @@ def test_a_failed_verification_publishes_nothing(platform_settings: Settings, tm
         replace_hours(lake_spark, config, "fr", source.coalesce(1), wrong, origin="compaction", progress=lambda _: None)
     assert snapshot_of(settings, "fr") == snapshot and files_per_hour(settings, "fr") == files
     assert branches(settings, "fr") == []
+
+
+def test_verification_reads_a_parquet_hours_files_as_the_table_reads_them(
+    platform_settings: Settings, tmp_path: Path, lake_spark
+) -> None:
+    settings = table_settings(platform_settings, tmp_path, sink_format="both")
+    attach_catalog(lake_spark, settings)
+    hours = hours_before(count=2)
+    generate_table(lake_spark, settings, "fr", hours, files_per_hour=3, rows_per_hour=400, garbage=True)
+    config = catalog_config(settings)
+    for table in ("fr", "fr_quarantine"):
+        ident = config.identifier(table)
+        snapshot = snapshot_of(settings, table)
+        files = plain_parquet_files(lake_spark, ident, snapshot, hours)
+        assert files is not None and len(files) >= 2, table
+        table_read = lake_spark.table(ident).where(hours_filter(hours))
+        expected = checksums_by_hour(table_read, table_read.columns)
+        # the files' own read (nested headers and all) gives the table's checksums
+        assert checksums_by_hour(lake_spark.read.parquet(*files).select(*table_read.columns),
+                                 table_read.columns) == expected
+        assert verify_hours(lake_spark, ident, snapshot, expected, table_read.columns) == {}
+        wrong = {**expected, hours[0]: (expected[hours[0]][0], "0-0")}
+        assert verify_hours(lake_spark, ident, snapshot, wrong, table_read.columns) == {
+            hours[0]: (expected[hours[0]], wrong[hours[0]])}
+    # Avro files are read through the table
+    avro = config.identifier("fr_avro")
+    assert plain_parquet_files(lake_spark, avro, snapshot_of(settings, "fr_avro"), hours) is None
 
 
 def test_a_rewrite_publishes_after_the_streams_housekeeping_ran_past_its_fork_point(
@@ -274,6 +311,7 @@ def test_kill_9_at_every_phase_leaves_the_old_or_the_new_snapshot_and_the_next_r
     assert "recovered: dropped branch kafkalake_compaction_" in result.stdout
     assert "nothing to compact" in result.stdout
     assert kafkalake_refs(settings, "fr") == []  # no branch and no snapshot hold left
+    assert OrphanSweeps(settings).due_at("fr", 24) > time.time()  # the recovering run swept the table
     assert arrow_state(settings) == original
     assert set(files_per_hour(settings, "fr").values()) == {1}
     history = main_history(settings, "fr")

@@ -11,7 +11,7 @@ import pytest
 from kafkalake.compaction import report as compaction_report
 from kafkalake.compaction.merge import CompactionError, within_file_order
 from kafkalake.compaction.plan import OPEN, DataFile, outputs_for, plan_hours
-from kafkalake.compaction.run import dag_job_args
+from kafkalake.compaction.run import OrphanSweeps, dag_job_args
 from kafkalake.config import Settings
 from kafkalake.lake.tables import Hour, LakeError, resolve_table
 from kafkalake.stream.config import MIB, StreamConfigError
@@ -183,6 +183,7 @@ def test_an_unknown_order_column_is_named_before_anything_is_read(tmp_path: Path
     ({"cluster_by": "name, action"}, None),
     ({"cluster_by": [1]}, "compaction.cluster_by must be a list of column names"),
     ({"sort_by": {"name": 1}}, "compaction.sort_by must be a list of column names"),
+    ({"orphan_sweep_hours": -1}, "compaction.orphan_sweep_hours must be a non-negative number"),
 ])
 def test_bad_compaction_settings_are_refused_with_one_line(tmp_path: Path, compaction: dict, message: str) -> None:
     settings = _settings(tmp_path, **compaction)
@@ -193,3 +194,21 @@ def test_bad_compaction_settings_are_refused_with_one_line(tmp_path: Path, compa
         resolve_table(settings, "fr")
     assert message in str(err.value) and "\n" not in str(err.value)
     assert resolve_table(_settings(tmp_path, row_group_mb=4), "fr")[0].compaction.row_group_mb == 4
+
+
+def test_orphan_sweeps_are_due_daily_at_once_after_a_recovery_and_when_nothing_is_known(tmp_path: Path) -> None:
+    import time
+
+    settings = _settings(tmp_path)
+    assert resolve_table(settings, "fr")[0].compaction.orphan_sweep_hours == 24
+    sweeps = OrphanSweeps(settings)
+    assert sweeps.due_at("fr", 24) == 0  # never swept: due now
+    before = time.time()
+    sweeps.swept("fr")
+    sweeps.swept("fr_avro")
+    assert before + 24 * 3600 <= OrphanSweeps(settings).due_at("fr", 24) <= time.time() + 24 * 3600
+    assert sweeps.due_at("fr", 0) == 0  # 0: every run
+    sweeps.mark_due("fr")  # a run recovered an interrupted one of this table
+    assert sweeps.due_at("fr", 24) == 0 and sweeps.due_at("fr_avro", 24) > time.time()
+    sweeps.path.write_text("{ half written")
+    assert sweeps.due_at("fr_avro", 24) == 0  # unreadable: sweep rather than leave files
