@@ -138,13 +138,11 @@ class IcebergBatchSink:
         for table in self.stream.tables.values():
             if table not in pending:
                 continue
-            rows = table_rows(decoded, self.plan)
-            observation = None
+            source, observation = decoded, None
             if bad is None:
                 observation = Observation(f"bad_{batch_id}_{table}")
-                counted = decoded.observe(observation, F.count(F.col("reason")).alias("bad"))
-                rows = table_rows(counted, self.plan)
-            self._append(table, rows, batch_id)
+                source = decoded.observe(observation, F.count(F.col("reason")).alias("bad"))
+            self._append(table, table_rows(source, self.plan), batch_id)
             if observation is not None:
                 bad = int(observation.get["bad"])
             crash_point("stream.between_tables")
