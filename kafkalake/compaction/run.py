@@ -11,7 +11,6 @@ for a table that exists and only when not a dry run.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kafkalake._files import write_json_atomic
 from kafkalake.catalog.config import catalog_config
 from kafkalake.compaction.merge import ORIGIN, CompactionError, merge_hours, output_summary
 from kafkalake.compaction.plan import NOTHING_CLOSED, hour_files, plan_table
@@ -112,10 +112,7 @@ class OrphanSweeps:
         return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
 
     def _write(self, data: dict[str, float]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, data, indent=1)
 
     def due_at(self, table: str, every_hours: float) -> float:
         """Epoch seconds from which ``table`` is due (the past: due now)."""
