@@ -12,6 +12,7 @@ Two kinds of tables:
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from kafkalake.catalog.config import catalog_config, open_catalog
-from kafkalake.compaction.merge import UNION_PARTITIONING, merge_hours, merge_input, session_conf
+from kafkalake.compaction.merge import UNION_PARTITIONING, merge_hours, merge_input, session_conf, staged_hours
 from kafkalake.compaction.plan import hour_files, plan_table
 from kafkalake.compaction.run import OrphanSweeps, compact_table
 from kafkalake.config import Settings
@@ -147,7 +148,7 @@ def test_compaction_merges_each_closed_hour_of_every_table_and_a_second_run_does
 
 
 def test_each_hour_gets_its_planned_file_count_in_one_commit(
-    platform_settings: Settings, tmp_path: Path, lake_spark
+    platform_settings: Settings, tmp_path: Path, lake_spark, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = table_settings(platform_settings, tmp_path)
     attach_catalog(lake_spark, settings)
@@ -161,14 +162,27 @@ def test_each_hour_gets_its_planned_file_count_in_one_commit(
     # one write task per output file, no shuffle: Spark 4 would zip the union's one-task hours
     # into one task for all hours, were the union's partitioning on
     ident = catalog_config(settings).identifier("fr")
-    for outputs, tasks in (((3, 2), 5), ((1, 1), 2)):
-        plan.hours[0].outputs, plan.hours[1].outputs = outputs
-        rows, _measured = merge_input(lake_spark, ident, stream, ref, plan.to_compact, plan.snapshot_id)
-        with session_conf(lake_spark, {UNION_PARTITIONING: "false"}):
-            assert rows.rdd.getNumPartitions() == tasks
-            assert "Exchange" not in rows._jdf.queryExecution().executedPlan().toString()
+    # the hours' files planned once and staged per hour read the same rows as the table per hour
+    table_cache = lake_spark._jvm.org.apache.iceberg.spark.SparkTableCache.get()
+    with staged_hours(lake_spark, catalog_config(settings), "fr", plan.snapshot_id, hours) as staged:
+        assert staged is not None and sorted(staged.ids) == hours
+        assert all(map(table_cache.contains, staged.ids.values()))
+        for outputs, tasks in (((3, 2), 5), ((1, 1), 2)):
+            plan.hours[0].outputs, plan.hours[1].outputs = outputs
+            checksums = []
+            for source in (None, staged):
+                rows, _measured = merge_input(lake_spark, ident, stream, ref, plan.to_compact, plan.snapshot_id,
+                                              staged=source)
+                with session_conf(lake_spark, {UNION_PARTITIONING: "false"}):
+                    assert rows.rdd.getNumPartitions() == tasks
+                    assert "Exchange" not in rows._jdf.queryExecution().executedPlan().toString()
+                    checksums.append(checksums_by_hour(rows, rows.columns))
+            assert checksums[0] == checksums[1] and sorted(checksums[0]) == hours
+    assert not any(map(table_cache.contains, staged.ids.values()))  # removed after the block
     plan.hours[0].outputs, plan.hours[1].outputs = 3, 2
-    rewrite = merge_hours(lake_spark, catalog_config(settings), stream, ref, plan, progress=lambda _: None)
+    with caplog.at_level(logging.INFO, logger="kafkalake.compaction.merge"):
+        rewrite = merge_hours(lake_spark, catalog_config(settings), stream, ref, plan, progress=lambda _: None)
+    assert "not staged" not in caplog.text  # the merge read the staged hours
     assert files_per_hour(settings, "fr") == {hours[0].key: 3, hours[1].key: 2}
     assert rewrite.published_snapshot == snapshot_of(settings, "fr")
     assert len(open_catalog(settings).load_table("lake.fr").snapshots()) == commits + 1
