@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -147,19 +148,19 @@ def _hour_tasks(spark: SparkSession, ident: str, base: int, hour: Hour, h: HourP
     caller coalesces the one or two extra, and a delete file's weight, to the exact count).
     """
     size = max(h.bytes, 1) * 2 + MIB if h.outputs == 1 else max(h.bytes // h.outputs, 1)
-    if staged is not None:  # the staged table also shows its row-lineage columns: the table's only
+    if staged is not None:  # the staged table also shows the row-lineage columns: the table's alone
         return (spark.read.format("iceberg").option("split-size", str(size)).option("file-open-cost", "0")
                 .load(staged.ids[hour]).select(*staged.columns))
     return (spark.read.option("versionAsOf", str(base)).option("split-size", str(size))
             .option("file-open-cost", "0").table(ident).where(hours_filter([hour])))
 
 
+@dataclass(frozen=True)
 class StagedHours:
-    """Each hour's data files at a snapshot, staged as a scan task set (``scan-task-set-id``)."""
+    """Each hour's data files at a snapshot, staged as a task set Spark reads by its id."""
 
-    def __init__(self, ids: dict[Hour, str], columns: list[str]) -> None:
-        self.ids = ids
-        self.columns = columns
+    ids: dict[Hour, str]
+    columns: list[str]  # the table's columns
 
 
 @contextmanager
@@ -210,11 +211,11 @@ def staged_hours(spark: SparkSession, config: CatalogConfig, table: str, base: i
                 staged[hour] = f"kafkalake-{ORIGIN}-{run}-{key}"
                 jvm.org.apache.iceberg.spark.SparkTableCache.get().add(staged[hour], jtable)
                 jvm.org.apache.iceberg.spark.ScanTaskSetManager.get().stageTasks(jtable, staged[hour], tasks[key])
+            result: StagedHours | None = StagedHours(staged, columns)
         except Exception as exc:  # a planner or staging Iceberg does not offer: read through the table
             log.info("%s: hours not staged (%s); reading each through the table", table, error_line(exc))
-            yield None
-            return
-        yield StagedHours(staged, columns)
+            result = None
+        yield result
     finally:
         for set_id in staged.values():
             jvm.org.apache.iceberg.spark.SparkTableCache.get().remove(set_id)
