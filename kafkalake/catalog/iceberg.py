@@ -231,7 +231,7 @@ def housekeep(spark: SparkSession, table: Any, writer: str, policy: Housekeeping
             "seconds": round(time.monotonic() - started, 3)}
 
 
-#: refs of rewrites in flight (``kafkalake_<origin>_...`` branches and snapshot holds)
+#: refs of rewrites in flight (``kafkalake_<origin>_...`` branches)
 REWRITE_REF_PREFIX = "kafkalake_"
 #: a rewrite ref older than this is one a killed run left (the next run drops it): it no
 #: longer holds back snapshot expiry
@@ -254,7 +254,7 @@ def rewrite_floor(table: Any, *, now_ms: int | None = None) -> int | None:
         if not str(name).startswith(REWRITE_REF_PREFIX):
             continue
         snapshot = table.snapshot(refs.get(name).snapshotId())
-        # a branch's head and its fork point (the branch keeps both); a hold is its snapshot
+        # a branch's head and its fork point (the branch keeps both)
         for _ in range(2):
             if snapshot is None:
                 break

@@ -27,7 +27,7 @@ from kafkalake.catalog.config import CatalogConfig
 from kafkalake.catalog.iceberg import WRITER_PROPERTY, error_line, load_table, with_retry
 from kafkalake.compaction.plan import HOUR_PARTITION, HourPlan, TablePlan
 from kafkalake.errors import ExitCode, KafkalakeError
-from kafkalake.lake.rewrite import Rewrite, held_snapshot, hours_filter, observe_hours, replace_hours
+from kafkalake.lake.rewrite import Rewrite, RewriteBranch, hours_filter, observe_hours, replace_hours, rewrite_branch
 from kafkalake.lake.tables import Hour, LakeError, TableRef
 from kafkalake.stream.config import MIB, StreamConfig
 
@@ -91,15 +91,17 @@ def merge_hours(
     todo = plan.to_compact
     if not todo or plan.snapshot_id is None:
         raise CompactionError(f"{ident}: nothing planned to merge")
-    with held_snapshot(spark, config, ref.name, ORIGIN) as base:
-        return _merge_at(spark, config, stream, ref, todo, base, progress=progress)
+    with rewrite_branch(spark, config, ref.name, ORIGIN) as branch:
+        return _merge_at(spark, config, stream, ref, todo, branch, progress=progress)
 
 
 def _merge_at(spark: SparkSession, config: CatalogConfig, stream: StreamConfig, ref: TableRef, todo: list[HourPlan],
-              base: int, *, progress: Callable[[str], None]) -> Rewrite:
-    """:func:`merge_hours` at snapshot ``base`` (held: the hours are closed, so the planned
-    files are still its files, and the cherry-pick refuses a change made since)."""
+              branch: RewriteBranch, *, progress: Callable[[str], None]) -> Rewrite:
+    """:func:`merge_hours` at the snapshot ``branch`` was made at (the branch keeps it from
+    snapshot expiry; the hours are closed, so the planned files are still its files, and the
+    cherry-pick refuses a change made since)."""
     ident = config.identifier(ref.name)
+    base = branch.base
     hours = [Hour.parse(h.hour) for h in todo]
     _row_groups(spark, ident, stream, ref)
     for h in todo:
@@ -108,7 +110,7 @@ def _merge_at(spark: SparkSession, config: CatalogConfig, stream: StreamConfig, 
         with staged_hours(spark, config, ref.name, base, hours) as staged, \
                 session_conf(spark, {UNION_PARTITIONING: "false"}):
             rows, measured = merge_input(spark, ident, stream, ref, todo, base, staged=staged)
-            return replace_hours(spark, config, ref.name, rows, hours, origin=ORIGIN, base_snapshot=base,
+            return replace_hours(spark, config, ref.name, rows, hours, origin=ORIGIN, branch=branch,
                                  properties={WRITER_PROPERTY: ORIGIN}, measured=measured, progress=progress)
     except KafkalakeError:
         raise

@@ -6,7 +6,7 @@ Compaction and backfill both replace closed hours. :func:`replace_hours` does it
 for both:
 
 1. **branch** — a branch ``kafkalake_<origin>_<run>`` is created at the snapshot the rows
-   were read from (or the table's current one);
+   are read from (or the table's current one), before they are read (:func:`rewrite_branch`);
 2. **write** — the new rows are written to the branch as a dynamic overwrite of their hours
    (Iceberg replaces every file of each hour the rows fall in, nothing else);
 3. **verify** — the branch's rows of those hours are read back (:func:`verify_hours`): row
@@ -201,6 +201,7 @@ def replace_hours(
     *,
     origin: str,
     base_snapshot: int | None = None,
+    branch: RewriteBranch | None = None,
     properties: dict[str, str] | None = None,
     measured: Callable[[], dict[Hour, tuple[int, str]]] | None = None,
     progress: Callable[[str], None] = print,
@@ -211,26 +212,25 @@ def replace_hours(
     ``expected`` is the source's per-hour (rows, checksum), or just the hours: then they are
     measured during the write, by ``measured`` when the caller observed ``rows`` already
     (:func:`observe_hours`), else on ``rows`` (:func:`observe_checksums`); an hour without
-    rows publishes nothing."""
+    rows publishes nothing. ``branch``: the caller's :func:`rewrite_branch`, made at the
+    snapshot ``rows`` are read from (else a branch at ``base_snapshot`` is made and dropped
+    here)."""
     ident = config.identifier(table)
     hours = sorted(expected)
     if isinstance(expected, dict):
         measured = None
     elif measured is None:
         rows, measured = observe_checksums(rows, hours)
-    branch = f"kafkalake_{origin}_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
-    result = Rewrite(table=table, branch=branch, hours=[h.key for h in hours])
+    result = Rewrite(table=table, branch="", hours=[h.key for h in hours])
     timer = _Timer(result.seconds)
-    with timer("branch"):
-        as_of = f" AS OF VERSION {base_snapshot}" if base_snapshot is not None else ""
-        # two snapshots kept on the branch: its head and the branch point, which the
-        # cherry-pick's validation needs even when the stream's housekeeping expires it on main
-        _create_ref(spark, ident, branch,
-                    f"ALTER TABLE {ident} CREATE BRANCH `{branch}`{as_of} WITH SNAPSHOT RETENTION 2 SNAPSHOTS")
-    crash_point(f"{origin}.branch")
+    own = branch is None
+    if branch is None:
+        with timer("branch"):
+            branch = open_branch(spark, config, table, origin, as_of=base_snapshot)
+    result.branch = branch.name
     try:
         with timer("write"):
-            writer = rows.writeTo(f"{ident}.branch_{branch}")
+            writer = rows.writeTo(f"{ident}.branch_{branch.name}")
             for key, value in (properties or {}).items():
                 writer = writer.option(f"snapshot-property.{key}", value)
             writer.overwritePartitions()
@@ -242,7 +242,7 @@ def replace_hours(
                 raise VerifyError(f"{ident}: the source has no rows in hour(s) {', '.join(empty)}; "
                                   "nothing was published; run again")
         with timer("verify"):
-            head = _ref_snapshot(spark, ident, branch)
+            head = _ref_snapshot(spark, ident, branch.name)
             bad = verify_hours(spark, ident, head, expected, list(rows.columns))
             if bad:
                 hour, (have, want) = sorted(bad.items())[0]
@@ -259,8 +259,9 @@ def replace_hours(
         progress(f"{ident}: published {len(hours)} hour(s), {result.rows:,} rows, in one commit")
         crash_point(f"{origin}.publish")
     finally:
-        with timer("cleanup"):
-            _drop_branch(spark, ident, branch)
+        if own:
+            with timer("cleanup"):
+                _drop_branch(spark, ident, branch.name)
     return result
 
 
@@ -312,21 +313,43 @@ def _ref_snapshot(spark: SparkSession, ident: str, name: str) -> int:
     return int(spark.sql(f"SELECT snapshot_id FROM {ident}.refs WHERE name = '{name}'").first()[0])
 
 
-@contextmanager
-def held_snapshot(spark: SparkSession, config: CatalogConfig, table: str, origin: str) -> Iterator[int]:
-    """The table's current snapshot, tagged while a rewrite reads it: the stream's housekeeping
-    expires all but its newest snapshots, and a long read must not lose its snapshot's files."""
+@dataclass(frozen=True)
+class RewriteBranch:
+    """A rewrite's branch and the snapshot it was made at (``base``)."""
+
+    name: str
+    base: int
+
+
+def open_branch(spark: SparkSession, config: CatalogConfig, table: str, origin: str, *,
+                as_of: int | None = None) -> RewriteBranch:
+    """A new branch ``kafkalake_<origin>_<run>`` at snapshot ``as_of`` (or main's current one).
+
+    It keeps two snapshots, its head and its branch point: before the write that is the
+    snapshot the rewrite reads, so the stream's snapshot expiry cannot take a long read's
+    files; after it, the branch point the cherry-pick's validation needs."""
     ident = config.identifier(table)
-    tag = f"kafkalake_{origin}_hold_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
-    _create_ref(spark, ident, tag, f"ALTER TABLE {ident} CREATE TAG `{tag}`")
+    name = f"kafkalake_{origin}_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    version = f" AS OF VERSION {as_of}" if as_of is not None else ""
+    _create_ref(spark, ident, name,
+                f"ALTER TABLE {ident} CREATE BRANCH `{name}`{version} WITH SNAPSHOT RETENTION 2 SNAPSHOTS")
+    crash_point(f"{origin}.branch")
+    return RewriteBranch(name, as_of if as_of is not None else _ref_snapshot(spark, ident, name))
+
+
+@contextmanager
+def rewrite_branch(spark: SparkSession, config: CatalogConfig, table: str, origin: str) -> Iterator[RewriteBranch]:
+    """A rewrite's branch at the table's current snapshot, made before the rewrite plans its
+    read of that snapshot and dropped when the block ends (published or not)."""
+    branch = open_branch(spark, config, table, origin)
     try:
-        yield _ref_snapshot(spark, ident, tag)
+        yield branch
     finally:
-        _drop_ref(spark, ident, "TAG", tag)
+        _drop_branch(spark, config.identifier(table), branch.name)
 
 
 def drop_stale_branches(spark: SparkSession, config: CatalogConfig, table: str, origin: str) -> list[str]:
-    """Drop the branches (and snapshot holds) an earlier run of ``origin`` left: it was killed
+    """Drop the branches (and any other refs) an earlier run of ``origin`` left: it was killed
     before its cleanup."""
     ident = config.identifier(table)
     refs = [(r[0], r[1]) for r in spark.sql(f"SELECT name, type FROM {ident}.refs").collect()]

@@ -85,7 +85,7 @@ def branches(settings: Settings, table: str) -> list[str]:
 
 
 def kafkalake_refs(settings: Settings, table: str) -> list[str]:
-    """Every branch or tag a run made (a snapshot hold is a tag)."""
+    """Every branch or tag a run made."""
     return sorted(name for name in loaded(settings, table).metadata.refs if name.startswith("kafkalake_"))
 
 
@@ -247,7 +247,7 @@ def test_a_rewrite_publishes_after_the_streams_housekeeping_ran_past_its_fork_po
     flight its housekeeping keeps every snapshot since the fork point, which the cherry-pick
     walks to find files added to the rewritten hours; once the rewrite is done they expire."""
     from kafkalake.catalog.iceberg import Housekeeping, housekeep, load_table
-    from kafkalake.lake.rewrite import held_snapshot
+    from kafkalake.lake.rewrite import rewrite_branch
 
     settings = table_settings(platform_settings, tmp_path)
     attach_catalog(lake_spark, settings)
@@ -255,16 +255,17 @@ def test_a_rewrite_publishes_after_the_streams_housekeeping_ran_past_its_fork_po
     generate_table(lake_spark, settings, "fr", closed, files_per_hour=3, rows_per_hour=300)
     config = catalog_config(settings)
     keep_one = Housekeeping(every_commits=1, retain_last=1)
-    with held_snapshot(lake_spark, config, "fr", "compaction") as base:
+    with rewrite_branch(lake_spark, config, "fr", "compaction") as branch:
         for i in range(6):  # the stream appends to the live hour and housekeeps after each commit
             generate_table(lake_spark, settings, "fr", live, files_per_hour=1, rows_per_hour=10, seed=20 + i,
                            first_offset=10_000 + 10 * i)
             done = housekeep(lake_spark, load_table(lake_spark, config, "fr"), "stream", keep_one)
             assert done["expired"] == 0, done
-        rows = lake_spark.read.option("versionAsOf", str(base)).table(config.identifier("fr")).where(
+        rows = lake_spark.read.option("versionAsOf", str(branch.base)).table(config.identifier("fr")).where(
             hours_filter(closed)).repartition(1)
-        rewrite = replace_hours(lake_spark, config, "fr", rows, closed, origin="compaction", base_snapshot=base,
+        rewrite = replace_hours(lake_spark, config, "fr", rows, closed, origin="compaction", branch=branch,
                                 progress=lambda _: None)
+        assert kafkalake_refs(settings, "fr") == [branch.name]  # the caller's branch: dropped by its block
     assert rewrite.published_snapshot is not None and rewrite.rows == 600
     files = files_per_hour(settings, "fr")
     assert [files[h.key] for h in closed] == [1, 1] and files[live[0].key] == 6
@@ -324,7 +325,7 @@ def test_kill_9_at_every_phase_leaves_the_old_or_the_new_snapshot_and_the_next_r
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "recovered: dropped branch kafkalake_compaction_" in result.stdout
     assert "nothing to compact" in result.stdout
-    assert kafkalake_refs(settings, "fr") == []  # no branch and no snapshot hold left
+    assert kafkalake_refs(settings, "fr") == []  # no branch or other ref left
     assert OrphanSweeps(settings).due_at("fr", 24) > time.time()  # the recovering run swept the table
     assert arrow_state(settings) == original
     assert set(files_per_hour(settings, "fr").values()) == {1}
