@@ -482,6 +482,10 @@ def main(*, records: int | None = None) -> int:
     rate = {n: round(count / s, 1) if s else 0.0 for n, s in processing.items()}
     wall_rate = {n: round(count / s, 1) for n, s in wall.items()}
     steady_ratio, ratio, wall_ratio = ratios(steady), ratios(rate), ratios(wall_rate)
+    # each round runs every job back to back: its own ratio shows how far one run can be trusted
+    paired = {base: [round((ours["steady_rate"] or 0.0) / theirs["steady_rate"], 3)
+                     if theirs["steady_rate"] else float("nan")
+                     for ours, theirs in zip(runs["kafkalake"], runs[base], strict=True)] for base in NOTEBOOK_JOBS}
     # CPU per run, whole run (all batches): the baseline's seconds over ours reads like a rate ratio
     cpu = {n: {kind: _median([r["cpu_seconds"][kind] for r in rs]) for kind in ("task", "jit", "gc", "other")}
            for n, rs in runs.items()}
@@ -501,7 +505,8 @@ def main(*, records: int | None = None) -> int:
                   "(decode + write + commit, no JVM start-up); steady = batches 2..N; wall = the spark-submit "
                   "process; ratios = kafkalake / each notebook job; cpu = user + system seconds of the JVM's "
                   "threads by kind (/proc), whole run; task_cpu_ratio = a notebook job's task CPU / ours; "
-                  "last_batch_ms = Spark's durationMs of each run's last batch (addBatch, queryPlanning, the rest)",
+                  "last_batch_ms = Spark's durationMs of each run's last batch (addBatch, queryPlanning, the rest); "
+                  "steady_ratio_per_round = kafkalake / each notebook job within one round",
         "sinks": {"kafkalake": "Iceberg table (IcebergBatchSink: foreachBatch, writeTo.append with commit marker)",
                   "notebook_iceberg": "Iceberg table (ensure_table; foreachBatch writeTo.append)",
                   "notebook_parquet": "Parquet file sink partitioned dt/hour"},
@@ -513,6 +518,7 @@ def main(*, records: int | None = None) -> int:
         "wall_rate": wall_rate,
         "steady_rate": steady,
         "steady_ratio": steady_ratio,
+        "steady_ratio_per_round": paired,
         "ratio": ratio,
         "wall_ratio": wall_ratio,
         "median_cpu_seconds": cpu,
@@ -537,6 +543,9 @@ def main(*, records: int | None = None) -> int:
           f"JIT {cpu['kafkalake']['jit']:.2f}s | "
           + " | ".join(f"{base} task {cpu[base]['task']:.2f}s ({task_cpu_ratio[base]:.2f}x) JIT {cpu[base]['jit']:.2f}s"
                        for base in NOTEBOOK_JOBS), flush=True)
+    print("steady-state ratio per round (jobs back to back): " + " | ".join(
+        f"{base} " + " ".join(f"{r:.2f}" for r in paired[base]) + f" (median {_median(paired[base]):.2f})"
+        for base in NOTEBOOK_JOBS), flush=True)
     print("last batch (median ms): " + " | ".join(
         f"{n} " + " ".join(f"{phase} {phases[n][phase]:.0f}" for phase in PHASES) for n in runs), flush=True)
     print(
