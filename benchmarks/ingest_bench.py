@@ -483,9 +483,8 @@ def main(*, records: int | None = None) -> int:
     wall_rate = {n: round(count / s, 1) for n, s in wall.items()}
     steady_ratio, ratio, wall_ratio = ratios(steady), ratios(rate), ratios(wall_rate)
     # each round runs every job back to back: its own ratio shows how far one run can be trusted
-    paired = {base: [round((ours["steady_rate"] or 0.0) / theirs["steady_rate"], 3)
-                     if theirs["steady_rate"] else float("nan")
-                     for ours, theirs in zip(runs["kafkalake"], runs[base], strict=True)] for base in NOTEBOOK_JOBS}
+    per_round = [ratios({n: rs[i]["steady_rate"] or 0.0 for n, rs in runs.items()}) for i in range(rounds)]
+    paired = {base: [r[base] for r in per_round] for base in NOTEBOOK_JOBS}
     # CPU per run, whole run (all batches): the baseline's seconds over ours reads like a rate ratio
     cpu = {n: {kind: _median([r["cpu_seconds"][kind] for r in rs]) for kind in ("task", "jit", "gc", "other")}
            for n, rs in runs.items()}
