@@ -404,6 +404,25 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def mean_ratio_interval(ratios: list[float], *, resamples: int = 10_000) -> dict[str, float] | None:
+    """The paired ratios' geometric mean and a 95 % bootstrap interval of it (fixed seed).
+
+    One round's ratio moves by +-15 % on two cores; the interval says whether a run of many
+    rounds can tell its mean from a goal. None below four rounds (too few to resample).
+    """
+    import math
+    import random
+
+    logs = [math.log(r) for r in ratios if r > 0]
+    if len(logs) < 4:
+        return None
+    rng = random.Random(0)
+    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs))) for _ in range(resamples))
+    low, high = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+    return {"mean": round(math.exp(statistics.fmean(logs)), 3), "low": round(math.exp(low), 3),
+            "high": round(math.exp(high), 3)}
+
+
 def _rates(result: dict[str, Any], count: int) -> None:
     processing = sum(b["seconds"] for b in result["batches"])
     result["processing_seconds"] = round(processing, 3)
@@ -414,9 +433,9 @@ def _rates(result: dict[str, Any], count: int) -> None:
     result["wall_rate"] = round(count / result["wall_seconds"], 1)
 
 
-def main(*, records: int | None = None) -> int:
+def main(*, records: int | None = None, rounds: int | None = None) -> int:
     count = records or RECORDS
-    rounds = ROUNDS if count >= RECORDS // 5 else QUICK_ROUNDS
+    rounds = rounds or (ROUNDS if count >= RECORDS // 5 else QUICK_ROUNDS)
     registry = Registry(get_settings().schemas_dir)
     fleet = fleet_from_registry(registry, devices=DEVICES, v1_fraction=V1_FRACTION)
     versions_by_id = {registry.get("fridge", n).schema_id: n for n in registry.versions("fridge")}
@@ -485,6 +504,7 @@ def main(*, records: int | None = None) -> int:
     # each round runs every job back to back: its own ratio shows how far one run can be trusted
     per_round = [ratios({n: rs[i]["steady_rate"] or 0.0 for n, rs in runs.items()}) for i in range(rounds)]
     paired = {base: [r[base] for r in per_round] for base in NOTEBOOK_JOBS}
+    interval = {base: mean_ratio_interval(paired[base]) for base in NOTEBOOK_JOBS}
     # CPU per run, whole run (all batches): the baseline's seconds over ours reads like a rate ratio
     cpu = {n: {kind: _median([r["cpu_seconds"][kind] for r in rs]) for kind in ("task", "jit", "gc", "other")}
            for n, rs in runs.items()}
@@ -505,7 +525,8 @@ def main(*, records: int | None = None) -> int:
                   "process; ratios = kafkalake / each notebook job; cpu = user + system seconds of the JVM's "
                   "threads by kind (/proc), whole run; task_cpu_ratio = a notebook job's task CPU / ours; "
                   "last_batch_ms = Spark's durationMs of each run's last batch (addBatch, queryPlanning, the rest); "
-                  "steady_ratio_per_round = kafkalake / each notebook job within one round",
+                  "steady_ratio_per_round = kafkalake / each notebook job within one round; "
+                  "steady_ratio_interval = their geometric mean and its 95 % bootstrap interval (4 rounds or more)",
         "sinks": {"kafkalake": "Iceberg table (IcebergBatchSink: foreachBatch, writeTo.append with commit marker)",
                   "notebook_iceberg": "Iceberg table (ensure_table; foreachBatch writeTo.append)",
                   "notebook_parquet": "Parquet file sink partitioned dt/hour"},
@@ -518,6 +539,7 @@ def main(*, records: int | None = None) -> int:
         "steady_rate": steady,
         "steady_ratio": steady_ratio,
         "steady_ratio_per_round": paired,
+        "steady_ratio_interval": interval,
         "ratio": ratio,
         "wall_ratio": wall_ratio,
         "median_cpu_seconds": cpu,
@@ -543,7 +565,9 @@ def main(*, records: int | None = None) -> int:
           + " | ".join(f"{base} task {cpu[base]['task']:.2f}s ({task_cpu_ratio[base]:.2f}x) JIT {cpu[base]['jit']:.2f}s"
                        for base in NOTEBOOK_JOBS), flush=True)
     print("steady-state ratio per round (jobs back to back): " + " | ".join(
-        f"{base} " + " ".join(f"{r:.2f}" for r in paired[base]) + f" (median {_median(paired[base]):.2f})"
+        f"{base} " + " ".join(f"{r:.2f}" for r in paired[base]) + f" (median {_median(paired[base]):.2f}"
+        + (f"; mean {iv['mean']:.2f}, 95 % interval {iv['low']:.2f}-{iv['high']:.2f}"
+           if (iv := interval[base]) else "") + ")"
         for base in NOTEBOOK_JOBS), flush=True)
     print("last batch (median ms): " + " | ".join(
         f"{n} " + " ".join(f"{phase} {phases[n][phase]:.0f}" for phase in PHASES) for n in runs), flush=True)

@@ -116,18 +116,18 @@ def _warm_up(settings: Any) -> None:
     assert producer.flush(60) == 0
 
 
-def main(*, records: int | None = None) -> int:
+def main(*, records: int | None = None, rounds: int = ROUNDS) -> int:
     count = records or RECORDS
     registry = Registry(get_settings().schemas_dir)
     v2 = registry.latest("fridge")
     encoder = FramedEncoder.for_version(v2)
     data = _records(count)
     workers = min(4, os.cpu_count() or 1)  # what `kafkalake produce` uses by default
-    print(f"producer benchmark: {count:,} v2 records, {ROUNDS} rounds, notebook loop vs kafkalake", flush=True)
+    print(f"producer benchmark: {count:,} v2 records, {rounds} rounds, notebook loop vs kafkalake", flush=True)
     runs: dict[str, list[dict[str, float]]] = {"notebook": [], "kafkalake": []}
     with bench_kafka() as settings:
         _warm_up(settings)
-        for round_no in range(ROUNDS):
+        for round_no in range(rounds):
             for name in ("kafkalake", "notebook"):
                 topic = f"bench-{name}-{round_no}-{int(time.time())}"
                 if name == "kafkalake":

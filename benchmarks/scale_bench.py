@@ -141,7 +141,7 @@ def _line(result: dict[str, Any], extra: str = "") -> None:
           f"wall {result['wall_seconds']:6.1f}s | {result['rows']:,} rows {verdict} {extra}", flush=True)
 
 
-def main(*, records: int | None = None) -> int:
+def main(*, records: int | None = None, rounds: int = ROUNDS) -> int:
     count = records or RECORDS
     print(f"scale benchmark: {count:,} fridge records; a local cluster (3 brokers, Spark master + 2 workers)",
           flush=True)
@@ -155,7 +155,7 @@ def main(*, records: int | None = None) -> int:
         local = cluster.with_overrides(spark_master="local[2]")
         topic = "scale-fridge-4"
         _preload_fridge(cluster, topic, 4, count)
-        for round_no in range(1, ROUNDS + 1):
+        for round_no in range(1, rounds + 1):
             order = [("cluster", cluster), ("local", local)]
             order = order if round_no % 2 else order[::-1]
             for label, settings in order:
