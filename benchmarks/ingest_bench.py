@@ -407,8 +407,9 @@ def _median(values: list[float]) -> float:
 def mean_ratio_interval(ratios: list[float], *, resamples: int = 10_000) -> dict[str, float] | None:
     """The paired ratios' geometric mean and a 95 % bootstrap interval of it (fixed seed).
 
-    One round's ratio moves by +-15 % on two cores; the interval says whether a run of many
-    rounds can tell its mean from a goal. None below four rounds (too few to resample).
+    One round's ratio moves by up to 20 % on two cores; the interval says whether a run of
+    many rounds can tell its mean from a goal. A round without a rate (ratio 0 or nan) is left
+    out; None below four rounds (too few to resample).
     """
     import math
     import random
