@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 from benchmarks import compaction_bench, housekeeping_bench, ingest_bench, latency_bench, producer_bench, scale_bench
@@ -10,8 +11,8 @@ from benchmarks import compaction_bench, housekeeping_bench, ingest_bench, laten
 BENCHMARKS = {"producer": producer_bench.main, "ingest": ingest_bench.main, "latency": latency_bench.main,
               "housekeeping": housekeeping_bench.main, "compaction": compaction_bench.main,
               "scale": scale_bench.main}
-#: the benchmarks that compare contenders over rounds: ``--rounds`` sets how many
-ROUNDED = ("producer", "ingest", "compaction", "scale")
+#: the benchmarks that compare contenders over rounds (their ``main`` takes ``rounds``)
+ROUNDED = tuple(name for name, run in BENCHMARKS.items() if "rounds" in inspect.signature(run).parameters)
 
 
 def main(argv: list[str] | None = None) -> int:
